@@ -1,0 +1,41 @@
+"""The `gateway` command: serve, simulate, replay, dlq, reconcile, settings.
+
+Each sub-command lives with the package it drives and registers itself here through a
+`register(subparsers)` function, so this module stays a table of contents.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from gateway import serve
+    from gateway.simulator import cli as simulator_cli
+
+    parser = argparse.ArgumentParser(
+        prog="gateway",
+        description="Orange Connex (OC) event gateway. Settings come from GATEWAY_* variables.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve.register(commands)
+    simulator_cli.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

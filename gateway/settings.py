@@ -1,0 +1,252 @@
+"""The gateway's settings: one pydantic-settings model read from `GATEWAY_*` variables.
+
+Build it once (`Settings()` in the CLI, `Settings(**kwargs)` in tests) and pass it down;
+nothing reads the environment anywhere else. Every field's description is the
+documentation: `gateway settings --markdown` renders the README's reference from it.
+List settings take comma-separated values (`GATEWAY_WEBHOOK_SECRETS=a,b`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[list[str], NoDecode]
+SecretList = Annotated[list[SecretStr], NoDecode]
+
+
+def _split(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything the gateway can be told. Defaults suit a developer machine."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_",
+        extra="forbid",
+        frozen=True,
+        secrets_dir=None,
+    )
+
+    # --- HTTP ---------------------------------------------------------------------------
+    http_host: str = Field("127.0.0.1", description="Address the webhook server binds to.")
+    http_port: int = Field(8080, description="Port of the webhook server (OC calls it).")
+    metrics_port: int = Field(
+        9090,
+        description="Port serving /metrics, /livez and /readyz; 0 serves them on the "
+        "webhook port instead.",
+    )
+    instance_id: str = Field(
+        "",
+        description="Name of this replica (pod name); used in the Kafka transactional id. "
+        "Empty means the host name.",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Lowest level written to the JSON log on stdout."
+    )
+    shutdown_grace_s: float = Field(
+        20.0,
+        description="Seconds SIGTERM waits for in-flight requests, the processor's batch "
+        "and the producer flush before the process exits.",
+    )
+
+    # --- storage ------------------------------------------------------------------------
+    data_dir: Path = Field(
+        Path(".data"),
+        description="Directory for the embedded log, the Kafka-outage spool and the OC "
+        "token store.",
+    )
+    kafka_bootstrap_servers: str = Field(
+        "",
+        description="Kafka bootstrap servers (host:port,...). Empty runs on the embedded "
+        "SQLite log.",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Kafka security protocol."
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism when the protocol uses SASL."
+    )
+    kafka_sasl_username: str = Field("", description="SASL user name.")
+    kafka_sasl_password: SecretStr = Field(SecretStr(""), description="SASL password.")
+    kafka_ssl_cafile: Path | None = Field(None, description="CA bundle for Kafka TLS.")
+    kafka_ssl_certfile: Path | None = Field(None, description="Client certificate (mTLS).")
+    kafka_ssl_keyfile: Path | None = Field(None, description="Client key (mTLS).")
+    kafka_create_topics: bool = Field(
+        True, description="Create missing topics at start (needs the CreateTopics ACL)."
+    )
+    kafka_partitions: int = Field(6, ge=1, description="Partitions for topics the gateway creates.")
+    kafka_replication_factor: int = Field(
+        1, ge=1, description="Replication factor for topics the gateway creates."
+    )
+    kafka_append_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        description="How long ingest waits for Kafka to confirm a raw record before it "
+        "writes the record to the local spool instead.",
+    )
+    kafka_linger_ms: int = Field(2, ge=0, description="Producer linger (batching window).")
+    kafka_consumer_group: str = Field(
+        "oc-gateway-processor", description="Consumer group of the processor."
+    )
+    kafka_transactional_id_prefix: str = Field(
+        "oc-gateway", description="Prefix of the processor's transactional id."
+    )
+    spool_max_bytes: int = Field(
+        256 * 1024 * 1024,
+        gt=0,
+        description="Spool size (bytes of raw bodies) at which ingest answers 503.",
+    )
+    embedded_retention_hours: float = Field(
+        168.0, gt=0, description="How long the embedded log keeps records."
+    )
+
+    # --- topics -------------------------------------------------------------------------
+    topic_raw: str = Field("oc.callbacks.raw.v1", description="Raw callbacks, as received.")
+    topic_outbound: str = Field("oc.outbound.orders.v1", description="Outbound-order events.")
+    topic_returns: str = Field("oc.returns.v1", description="Return events.")
+    topic_inventory: str = Field(
+        "oc.inventory.levels.v1", description="Inventory levels (compacted)."
+    )
+    topic_quarantine: str = Field(
+        "oc.callbacks.quarantine.v1", description="Genuine callbacks whose shape is unknown."
+    )
+    topic_dlq: str = Field("oc.gateway.dlq.v1", description="Records that failed processing.")
+    topic_state: str = Field(
+        "oc.gateway.state.v1",
+        description="The processor's per-entity state (compacted changelog; internal).",
+    )
+
+    # --- verification (fail-closed) -----------------------------------------------------
+    oc_client_key: str = Field(
+        "", description="OC's client key: verifies OC-signed callbacks and signs API calls."
+    )
+    oc_secret_key: SecretStr = Field(SecretStr(""), description="OC's secret key.")
+    oc_secret_keys_previous: SecretList = Field(
+        default_factory=list,
+        description="Older OC secret keys still accepted on callbacks during a rotation.",
+    )
+    verify_oc_signature: bool = Field(
+        True,
+        description="Require OC's vAuthorization signature on callbacks when the OC key "
+        "pair is set. Turn off only if OC does not sign callbacks, and use another method.",
+    )
+    webhook_secrets: SecretList = Field(
+        default_factory=list,
+        description="Standard Webhooks secrets (whsec_...); several may be active.",
+    )
+    webhook_tolerance_s: int = Field(
+        300, gt=0, description="Allowed clock skew of a Standard Webhooks timestamp."
+    )
+    path_tokens: SecretList = Field(
+        default_factory=list,
+        description="Secret path tokens: callbacks then come to /webhooks/oc/<token>/<kind>.",
+    )
+    allowed_source_cidrs: CommaList = Field(
+        default_factory=list, description="Source networks allowed to call (empty: any)."
+    )
+    trusted_proxies: CommaList = Field(
+        default_factory=list,
+        description="Proxy networks whose X-Forwarded-For is believed.",
+    )
+    insecure_allow_unverified: bool = Field(
+        False,
+        description="Development only: accept callbacks when no verification is "
+        "configured. Logged and exported as a metric on every start.",
+    )
+
+    # --- ingest limits ------------------------------------------------------------------
+    max_body_bytes: int = Field(1024 * 1024, gt=0, description="Largest accepted body (413).")
+    max_json_depth: int = Field(32, gt=0, description="Deepest accepted JSON nesting (400).")
+    rate_limit_per_source: float = Field(
+        200.0, gt=0, description="Sustained callbacks per second per source address (429)."
+    )
+    rate_limit_burst: int = Field(400, gt=0, description="Burst size of the per-source limit.")
+    oc_success_response: str = Field(
+        '{"code":0,"success":true,"message":"success","errors":[]}',
+        description="JSON body answered to OC on success; messageId is echoed into it "
+        "when the callback carried one.",
+    )
+
+    # --- processor ----------------------------------------------------------------------
+    processor_enabled: bool = Field(
+        True, description="Run the processor in this process (false: ingest only)."
+    )
+    ingest_enabled: bool = Field(
+        True, description="Serve the webhook routes (false: processor only)."
+    )
+    processor_batch_size: int = Field(500, gt=0, description="Most records per batch.")
+    processor_max_attempts: int = Field(
+        5, gt=0, description="Attempts before a failing record goes to the DLQ."
+    )
+    state_retention_days: float = Field(
+        30.0, gt=0, description="How long per-entity dedup state is kept after its last change."
+    )
+
+    # --- OC API -------------------------------------------------------------------------
+    oc_base_url: str = Field(
+        "",
+        description="OC's host: OAuth under /oauth, business API under /openapi. Empty "
+        "turns enrichment off.",
+    )
+    oc_refresh_token: SecretStr = Field(
+        SecretStr(""),
+        description="Initial OAuth refresh token; rotated ones are kept in the token store.",
+    )
+    oc_token_store: Path | None = Field(
+        None, description="File holding rotated OAuth tokens (default: <data_dir>/oc-token.json)."
+    )
+    oc_timeout_s: float = Field(10.0, gt=0, description="Timeout of one OC HTTP request.")
+    oc_total_timeout_s: float = Field(
+        30.0, gt=0, description="Upper bound on one look-up including its retries."
+    )
+    oc_max_concurrency: int = Field(8, gt=0, description="Concurrent OC requests per account.")
+    oc_rate_limit_per_s: float = Field(
+        20.0, gt=0, description="OC requests per second per account."
+    )
+    oc_max_retries: int = Field(3, ge=0, description="Retries of a transient OC failure.")
+    oc_breaker_failures: int = Field(
+        5, gt=0, description="Consecutive failures that open an endpoint's circuit breaker."
+    )
+    oc_breaker_reset_s: float = Field(
+        15.0, gt=0, description="Seconds an open breaker waits before one trial call."
+    )
+    oc_cache_ttl_s: float = Field(5.0, ge=0, description="How long look-up results are reused.")
+    oc_batch_window_ms: float = Field(
+        10.0, ge=0, description="How long a look-up waits to share a batch with others."
+    )
+    enrich_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        description="How long an event waits for enrichment before it is published "
+        "without it (a follow-up event brings the enrichment later).",
+    )
+    enrich_followup_max_age_s: float = Field(
+        86400.0, gt=0, description="How long follow-up enrichment keeps trying before the DLQ."
+    )
+
+    @field_validator(
+        "oc_secret_keys_previous",
+        "webhook_secrets",
+        "path_tokens",
+        "allowed_source_cidrs",
+        "trusted_proxies",
+        mode="before",
+    )
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        return _split(value)
+
+    @property
+    def uses_kafka(self) -> bool:
+        return bool(self.kafka_bootstrap_servers.strip())
+
+    @property
+    def token_store_path(self) -> Path:
+        return self.oc_token_store or self.data_dir / "oc-token.json"
