@@ -1,0 +1,256 @@
+"""Kafka with a local spool: ingest keeps answering OC while Kafka is down or slow.
+
+`SpoolingLog.append` hands records to Kafka and waits up to a deadline. If Kafka does not
+confirm in time, the records go to the local SQLite spool instead, the append returns,
+and from then on every append goes to the spool until the drainer has forwarded all of
+it, in the original order, and deleted what Kafka confirmed. So records of one key never
+overtake each other. When the spool reaches its cap, appends fail with `SpoolFull`.
+
+A record that timed out may still reach Kafka later (the producer keeps retrying it).
+The drainer therefore first waits for that in-flight attempt: if it landed, the spooled
+copy is dropped instead of sent twice. Only a crash in that window can duplicate a raw
+record; the processor's deduplication absorbs that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.errors import LogUnavailable, SpoolFull
+from gateway.log.base import AssignmentListener, LogConsumer, LogRecord, Position, Record
+from gateway.log.kafka import KafkaLog
+from gateway.log.sqlite import SqliteLog
+
+logger = logging.getLogger(__name__)
+
+_DRAIN_BATCH = 500
+_BACKOFF_MIN_S = 0.2
+_BACKOFF_MAX_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolStats:
+    records: int
+    bytes: int
+    oldest_age_s: float
+
+
+class SpoolingLog:
+    """A `Log` on Kafka that falls back to a local spool for appends."""
+
+    name = "kafka"
+
+    def __init__(
+        self,
+        kafka: KafkaLog,
+        spool: SqliteLog,
+        *,
+        topics: Sequence[str],
+        append_timeout_s: float,
+        max_bytes: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.kafka = kafka
+        self.spool = spool
+        self._topics = list(topics)
+        self._timeout_s = append_timeout_s
+        self._max_bytes = max_bytes
+        self._clock = clock
+        self._gate = asyncio.Lock()
+        self._spooling = False
+        self._spool_bytes = 0
+        self._in_flight: dict[tuple[str, int], asyncio.Future[Any]] = {}
+        self._wake = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drainer: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.on_spooled: Callable[[int], None] = lambda count: None
+
+    @property
+    def spooling(self) -> bool:
+        return self._spooling
+
+    async def start(self) -> None:
+        await self.spool.start()
+        stats = await self.spool_stats()
+        self._spool_bytes = stats.bytes
+        # Records left from before a crash must leave before anything new.
+        self._spooling = stats.records > 0
+        if not self._spooling:
+            self._drained.set()
+        try:
+            await self.kafka.start()
+        except LogUnavailable:
+            logger.warning("kafka unreachable at start; spooling until it is back")
+            self._spooling = True
+            self._drained.clear()
+        self._drainer = asyncio.create_task(self._drain_loop(), name="spool-drainer")
+
+    async def close(self) -> None:
+        """Stop draining (finishing the batch in flight), flush the producer, close."""
+        self._stopping = True
+        self._wake.set()
+        if self._drainer is not None:
+            await self._drainer
+        await self.kafka.close()
+        await self.spool.close()
+
+    # --- appending ---------------------------------------------------------------------
+    async def append(self, records: Sequence[Record]) -> list[Position]:
+        deadline = asyncio.get_running_loop().time() + self._timeout_s
+        futures: list[asyncio.Future[Any]] = []
+        async with self._gate:
+            if self._spooling:
+                return await self._to_spool(records, futures)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    futures = await self.kafka.queue(records)
+            except (TimeoutError, LogUnavailable):
+                return await self._to_spool(records, futures)
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await self.kafka.append_pending([asyncio.shield(f) for f in futures])
+        except (TimeoutError, LogUnavailable):
+            async with self._gate:
+                return await self._to_spool(records, futures)
+
+    async def _to_spool(
+        self, records: Sequence[Record], futures: Sequence[asyncio.Future[Any]]
+    ) -> list[Position]:
+        """Spool `records` (the gate is held). `futures` are Kafka attempts still open."""
+        size = sum(len(r.value) for r in records)
+        if self._spool_bytes + size > self._max_bytes:
+            raise SpoolFull(f"spool full ({self._spool_bytes} bytes)")
+        positions = await self.spool.append(records)
+        self._spool_bytes += size
+        for position, future in zip(positions, futures, strict=False):
+            self._in_flight[(position.topic, position.offset)] = future
+        if not self._spooling:
+            logger.warning("kafka did not confirm in time; spooling appends locally")
+        self._spooling = True
+        self._drained.clear()
+        self.on_spooled(len(records))
+        self._wake.set()
+        return positions
+
+    # --- draining ----------------------------------------------------------------------
+    async def _drain_loop(self) -> None:
+        backoff = _BACKOFF_MIN_S
+        while not self._stopping:
+            try:
+                moved = await self._drain_once()
+            except LogUnavailable as exc:
+                logger.info("spool drain waits for kafka: %s", exc)
+                moved = -1
+            if moved > 0:
+                backoff = _BACKOFF_MIN_S
+                continue
+            if moved < 0:
+                await self._pause(backoff)
+                backoff = min(backoff * 2, _BACKOFF_MAX_S)
+                continue
+            await self._pause(None)
+
+    async def _pause(self, timeout_s: float | None) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._wake.wait()
+        self._wake.clear()
+
+    async def _drain_once(self) -> int:
+        """Forward one batch per topic; 0 when the spool is empty (and direct mode resumes)."""
+        moved = 0
+        for topic in self._topics:
+            rows = await self.spool.rows_after(topic, 0, _DRAIN_BATCH)
+            if rows:
+                await self._forward(topic, rows)
+                moved += len(rows)
+        if moved == 0:
+            async with self._gate:
+                if self._in_flight_empty() and await self._spool_empty():
+                    if self._spooling:
+                        logger.warning("spool drained; appending to kafka directly again")
+                    self._spooling = False
+                    self._spool_bytes = 0
+                    self._drained.set()
+        return moved
+
+    def _in_flight_empty(self) -> bool:
+        return not self._in_flight
+
+    async def _spool_empty(self) -> bool:
+        for topic in self._topics:
+            if await self.spool.rows_after(topic, 0, 1):
+                return False
+        return True
+
+    async def _forward(self, topic: str, rows: list[LogRecord]) -> None:
+        to_send: list[Record] = []
+        for row in rows:
+            earlier = self._in_flight.get((topic, row.offset))
+            if earlier is not None and await self._landed(earlier):
+                continue
+            to_send.append(
+                Record(topic, row.value, row.key, row.headers, timestamp_ms=row.timestamp_ms)
+            )
+        if to_send:
+            await self.kafka.append(to_send)
+        await self.spool.delete_through(topic, rows[-1].offset)
+        for row in rows:
+            self._in_flight.pop((topic, row.offset), None)
+        self._spool_bytes = max(0, self._spool_bytes - sum(len(r.value) for r in rows))
+
+    @staticmethod
+    async def _landed(future: asyncio.Future[Any]) -> bool:
+        """Wait for an earlier direct attempt to end; True if Kafka confirmed it."""
+        with contextlib.suppress(Exception):
+            await future
+            return True
+        return False
+
+    async def wait_drained(self, timeout_s: float) -> bool:
+        """Wait until the spool is empty; False if it is not within `timeout_s`."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._drained.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def spool_stats(self) -> SpoolStats:
+        records = size = 0
+        oldest: int | None = None
+        for topic in self._topics:
+            count, nbytes, first = await self.spool.stats(topic)
+            records += count
+            size += nbytes
+            if first is not None:
+                oldest = first if oldest is None else min(oldest, first)
+        age = 0.0 if oldest is None else max(0.0, self._clock() - oldest / 1000)
+        return SpoolStats(records, size, age)
+
+    # --- the rest of the Log port is Kafka's ---------------------------------------------
+    def consumer(
+        self, group: str, topics: Sequence[str], listener: AssignmentListener | None = None
+    ) -> LogConsumer:
+        return self.kafka.consumer(group, topics, listener)
+
+    def read(
+        self,
+        topic: str,
+        *,
+        partitions: Sequence[int] | None = None,
+        since_ms: int | None = None,
+    ) -> AsyncIterator[LogRecord]:
+        return self.kafka.read(topic, partitions=partitions, since_ms=since_ms)
+
+    async def writable(self) -> bool:
+        if not self._spooling and await self.kafka.writable():
+            return True
+        return self._spool_bytes < self._max_bytes and await self.spool.writable()
