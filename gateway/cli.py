@@ -14,16 +14,16 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from gateway import serve
-    from gateway.simulator import cli as simulator_cli
+    import gateway.serve
+    import gateway.simulator.cli
 
     parser = argparse.ArgumentParser(
         prog="gateway",
         description="Orange Connex (OC) event gateway. Settings come from GATEWAY_* variables.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    serve.register(commands)
-    simulator_cli.register(commands)
+    gateway.serve.register(commands)
+    gateway.simulator.cli.register(commands)
     return parser
 
 

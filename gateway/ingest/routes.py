@@ -1,0 +1,111 @@
+"""The webhook routes: POST /webhooks/oc/{kind} and /webhooks/oc/{token}/{kind}.
+
+HTTP glue only: read the size-capped raw body, hand it to `IngestService`, answer. Errors
+are raised as `CallbackRejected`/`LogError` subclasses and mapped to statuses in app.py;
+this module writes the one canonical log line per callback.
+"""
+
+from __future__ import annotations
+
+import time
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.errors import (
+    BodyTooLarge,
+    GatewayError,
+    MalformedBody,
+    NotFound,
+    UnsupportedMediaType,
+)
+from gateway.ingest.record import KINDS
+from gateway.ingest.service import IngestService
+from gateway.ingest.verify import Delivery
+from gateway.ops.logs import get_logger
+from gateway.ops.metrics import Metrics
+
+logger = get_logger("gateway.ingest")
+
+_JSON_TYPES = ("application/json", "text/json")
+
+
+def _json_content_type(value: str) -> bool:
+    media = value.split(";", 1)[0].strip().lower()
+    # A missing content type is tolerated: OC's exact headers are not documented, and
+    # the body is checked for JSON anyway.
+    return not media or media in _JSON_TYPES or media.endswith("+json")
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError as exc:
+            raise MalformedBody("invalid Content-Length") from exc
+        if size > limit:
+            raise BodyTooLarge(f"body larger than {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise BodyTooLarge(f"body larger than {limit} bytes")
+    return bytes(body)
+
+
+async def receive_callback(request: Request) -> Response:
+    ingest: IngestService = request.state.ingest
+    metrics: Metrics = request.state.metrics
+    limit: int = request.state.max_body_bytes
+    started = time.perf_counter()
+    kind = KINDS.get(request.path_params["kind"])
+    token = request.path_params.get("token")
+    peer = request.client.host if request.client else ""
+    source = ingest.verifier.client_address(peer, request.headers.get("x-forwarded-for"))
+    outcome, delivery_id, keys = "error", "", ""
+    try:
+        if kind is None:
+            raise NotFound("unknown callback kind")
+        metrics.callbacks_received.labels(kind).inc()
+        if token is not None and not ingest.verifier.requires_path_token:
+            raise NotFound("no such route")
+        ingest.admit(source)
+        content_type = request.headers.get("content-type", "")
+        if not _json_content_type(content_type):
+            raise UnsupportedMediaType("content type must be application/json")
+        body = await _read_body(request, limit)
+        delivery = Delivery(
+            path=request.url.path,
+            headers={k.lower(): v for k, v in request.headers.items()},
+            body=body,
+            source_ip=source,
+            path_token=token,
+        )
+        accepted = await ingest.accept(kind, delivery, content_type)
+        outcome = "quarantined" if accepted.quarantined else "accepted"
+        delivery_id, keys = accepted.delivery_id, ",".join(accepted.entity_keys)
+        return Response(accepted.body, media_type="application/json")
+    except GatewayError as exc:
+        outcome = exc.code
+        metrics.callbacks_rejected.labels(outcome).inc()
+        raise
+    finally:
+        elapsed = time.perf_counter() - started
+        metrics.ack_duration.observe(elapsed)
+        logger.info(
+            "callback",
+            kind=kind or "unknown",
+            outcome=outcome,
+            delivery_id=delivery_id,
+            entity_keys=keys,
+            latency_ms=round(elapsed * 1000, 3),
+        )
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/webhooks/oc/{kind}", receive_callback, methods=["POST"]),
+        Route("/webhooks/oc/{token}/{kind}", receive_callback, methods=["POST"]),
+    ]

@@ -1,0 +1,199 @@
+"""Everything the running gateway holds, born and closed in one place.
+
+`Gateway` builds the log (embedded, or Kafka with its spool), verification, ingest, the
+OC client and the processor from `Settings`; `lifespan` starts them before the first
+request and stops them after the last one: the processor finishes its batch, the
+spool drainer its in-flight batch, the producer flushes, clients close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+
+from gateway.errors import ConfigurationError, LogUnavailable
+from gateway.ingest.service import IngestService
+from gateway.ingest.verify import Verifier, check_configured
+from gateway.log.base import Log
+from gateway.log.kafka import KafkaLog, check_partitions
+from gateway.log.spool import SpoolingLog
+from gateway.log.sqlite import SqliteLog
+from gateway.ops.logs import get_logger
+from gateway.ops.metrics import Metrics
+from gateway.process.handler import CallbackHandler
+from gateway.process.processor import Processor
+from gateway.process.state import StateStore
+from gateway.settings import Settings
+
+logger = get_logger("gateway")
+
+_METRICS_INTERVAL_S = 5.0
+
+
+def all_topics(settings: Settings) -> list[str]:
+    return [
+        settings.topic_raw,
+        settings.topic_outbound,
+        settings.topic_returns,
+        settings.topic_inventory,
+        settings.topic_quarantine,
+        settings.topic_dlq,
+        settings.topic_state,
+    ]
+
+
+def compacted_topics(settings: Settings) -> set[str]:
+    return {settings.topic_inventory, settings.topic_state}
+
+
+def build_log(settings: Settings) -> Log:
+    """The embedded log, or Kafka backed by a local spool for appends."""
+    if not settings.uses_kafka:
+        return SqliteLog(
+            settings.data_dir / "log.sqlite3",
+            compacted=compacted_topics(settings),
+            retention_s=settings.embedded_retention_hours * 3600,
+        )
+    kafka = KafkaLog(settings, topics=all_topics(settings), compacted=compacted_topics(settings))
+    spool = SqliteLog(settings.data_dir / "spool.sqlite3")
+    return SpoolingLog(
+        kafka,
+        spool,
+        topics=[settings.topic_raw, settings.topic_quarantine],
+        append_timeout_s=settings.kafka_append_timeout_s,
+        max_bytes=settings.spool_max_bytes,
+    )
+
+
+class _DataDirLock:
+    """One embedded gateway per data directory: a second one would fork the log."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            os.close(fd)
+            raise ConfigurationError(
+                f"another gateway is running on {self._path.parent} (embedded mode allows one)"
+            ) from exc
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    metrics: Metrics = field(default_factory=Metrics)
+    log: Log = field(init=False)
+    verifier: Verifier = field(init=False)
+    ingest: IngestService = field(init=False)
+    processor: Processor | None = field(init=False, default=None)
+    shutting_down: bool = field(init=False, default=False)
+    _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
+    _lock: _DataDirLock | None = field(init=False, default=None)
+    _ready_cache: tuple[float, bool] = field(init=False, default=(0.0, False))
+
+    def __post_init__(self) -> None:
+        self.log = build_log(self.settings)
+        self.verifier = Verifier(self.settings, time.time)
+        self.ingest = IngestService(self.settings, self.log, self.verifier, self.metrics)
+
+    async def start(self) -> None:
+        settings = self.settings
+        if settings.ingest_enabled:
+            check_configured(self.verifier)
+        if self.verifier.insecure:
+            logger.warning("INSECURE: callbacks are accepted without any verification")
+        self.metrics.insecure_mode.set(1 if self.verifier.insecure else 0)
+        if not settings.uses_kafka:
+            self._lock = _DataDirLock(settings.data_dir / "gateway.lock")
+            self._lock.acquire()
+        if isinstance(self.log, SpoolingLog):
+            self.log.on_spooled = self.metrics.spooled.inc
+        await self.log.start()
+        if settings.processor_enabled:
+            if isinstance(self.log, SpoolingLog):
+                with contextlib.suppress(LogUnavailable):
+                    await check_partitions(self.log.kafka, settings.topic_raw, settings.topic_state)
+            store = StateStore(self.log, settings.topic_state)
+            handler = CallbackHandler(settings, self.metrics)
+            self.processor = Processor(settings, self.log, store, handler, self.metrics)
+            self._tasks.append(asyncio.create_task(self.processor.run(), name="processor"))
+        self._tasks.append(asyncio.create_task(self._refresh_gauges(), name="gauges"))
+        self.metrics.ready.set(1)
+        logger.info(
+            "gateway started",
+            log=self.log.name,
+            verification=list(self.verifier.methods) or ["insecure"],
+            processor=settings.processor_enabled,
+        )
+
+    async def stop(self) -> None:
+        self.shutting_down = True
+        self.metrics.ready.set(0)
+        if self.processor is not None:
+            await self.processor.stop()
+        for task in self._tasks:
+            if task.get_name() != "processor":
+                task.cancel()
+        async with asyncio.timeout(self.settings.shutdown_grace_s):
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.log.close()
+        if self._lock is not None:
+            self._lock.release()
+        logger.info("gateway stopped")
+
+    async def ready(self) -> bool:
+        """Accepting callbacks: not shutting down and the log takes writes (cached 1 s)."""
+        if self.shutting_down:
+            return False
+        checked_at, ok = self._ready_cache
+        now = time.monotonic()
+        if now - checked_at > 1.0:
+            ok = await self.log.writable()
+            self._ready_cache = (now, ok)
+            self.metrics.ready.set(1 if ok else 0)
+        return ok
+
+    async def _refresh_gauges(self) -> None:
+        while True:
+            if isinstance(self.log, SpoolingLog):
+                stats = await self.log.spool_stats()
+                self.metrics.spool_depth.set(stats.records)
+                self.metrics.spool_oldest_age.set(stats.oldest_age_s)
+            await asyncio.sleep(_METRICS_INTERVAL_S)
+
+    def request_state(self) -> dict[str, Any]:
+        return {
+            "gateway": self,
+            "ingest": self.ingest,
+            "metrics": self.metrics,
+            "max_body_bytes": self.settings.max_body_bytes,
+        }
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        await self.start()
+        try:
+            yield self.request_state()
+        finally:
+            await self.stop()

@@ -1,0 +1,156 @@
+"""Per-entity processing state and where it lives.
+
+The processor remembers, per entity (order, return, SKU place), what it last published:
+the status and OC event time (to flag regressions), recent delivery ids and change
+fingerprints (to drop duplicates), and follow-up enrichments it still owes. The state is
+written to a compacted changelog topic in the same transaction as the events it
+describes, on the partition of the raw record it came from; whoever owns raw partition p
+rebuilds its state from changelog partition p. So state and events can never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, MutableMapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from gateway.log.base import Log, Record, TopicPartition
+
+_RECENT = 16  # delivery ids / fingerprints remembered per entity
+
+
+@dataclass
+class FollowUp:
+    """An enrichment owed for an event that was published without all of it."""
+
+    event_id: str
+    event_type: str
+    missing: list[str]
+    delivery_id: str
+    identity: str
+    occurred_at_ms: int
+    received_at_ms: int
+    first_ms: int
+    next_ms: int
+    attempts: int = 0
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EntityState:
+    status: str | None = None
+    occurred_at_ms: int | None = None
+    deliveries: list[str] = field(default_factory=list)
+    fingerprints: list[str] = field(default_factory=list)
+    followups: list[FollowUp] = field(default_factory=list)
+    updated_ms: int = 0
+    last_published: str | None = None  # digest of the last published OC state
+
+    def saw_delivery(self, delivery: str) -> bool:
+        return delivery in self.deliveries
+
+    def saw_fingerprint(self, fingerprint: str) -> bool:
+        return fingerprint in self.fingerprints
+
+    def remember(self, delivery: str, fingerprint: str | None) -> None:
+        self.deliveries = [*self.deliveries, delivery][-_RECENT:]
+        if fingerprint is not None:
+            self.fingerprints = [*self.fingerprints, fingerprint][-_RECENT:]
+
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self), separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> EntityState:
+        data = json.loads(raw)
+        followups = [FollowUp(**f) for f in data.pop("followups", [])]
+        return cls(**data, followups=followups)
+
+    def copy(self) -> EntityState:
+        return EntityState.decode(self.encode())
+
+
+class StateStore:
+    """The state of the entities in the partitions this process owns."""
+
+    def __init__(self, log: Log, topic: str) -> None:
+        self._log = log
+        self._topic = topic
+        self._partitions: dict[int, dict[str, EntityState]] = {}
+        self._pending: set[tuple[int, str]] = set()  # entities that owe a follow-up
+
+    @property
+    def topic(self) -> str:
+        return self._topic
+
+    async def load(self, partitions: set[TopicPartition]) -> None:
+        """Rebuild the state of newly owned raw partitions from the changelog."""
+        for _, partition in sorted(partitions):
+            entities: dict[str, EntityState] = {}
+            async for record in self._log.read(self._topic, partitions=[partition]):
+                if record.key is None:
+                    continue
+                if record.value:
+                    entities[record.key.decode()] = EntityState.decode(record.value)
+                else:
+                    entities.pop(record.key.decode(), None)
+            self._partitions[partition] = entities
+            self._pending.update((partition, k) for k, e in entities.items() if e.followups)
+
+    def drop(self, partitions: set[TopicPartition]) -> None:
+        for _, partition in partitions:
+            self._partitions.pop(partition, None)
+        self._pending = {(p, k) for p, k in self._pending if p in self._partitions}
+
+    def partition(self, partition: int) -> MutableMapping[str, EntityState]:
+        return self._partitions.setdefault(partition, {})
+
+    def put(self, partition: int, key: str, state: EntityState) -> None:
+        self.partition(partition)[key] = state
+        if state.followups:
+            self._pending.add((partition, key))
+        else:
+            self._pending.discard((partition, key))
+
+    def pending(self) -> list[tuple[int, str]]:
+        """Entities that still owe a follow-up enrichment."""
+        return sorted(self._pending)
+
+    def owned(self) -> Iterator[tuple[int, str, EntityState]]:
+        for partition, entities in list(self._partitions.items()):
+            for key, entity in list(entities.items()):
+                yield partition, key, entity
+
+    def changelog(self, partition: int, key: str, state: EntityState) -> Record:
+        return Record(self._topic, state.encode(), key.encode(), partition=partition)
+
+
+class StateView:
+    """Copy-on-write changes to the store made while a batch is processed; applied
+    only after the batch's transaction committed, discarded if it did not."""
+
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
+        self._changed: dict[tuple[int, str], EntityState] = {}
+
+    def pending(self) -> list[tuple[int, str]]:
+        return self._store.pending()
+
+    def get(self, partition: int, key: str) -> EntityState:
+        changed = self._changed.get((partition, key))
+        if changed is not None:
+            return changed
+        current = self._store.partition(partition).get(key)
+        return current.copy() if current is not None else EntityState()
+
+    def put(self, partition: int, key: str, state: EntityState) -> None:
+        self._changed[(partition, key)] = state
+
+    def changelog(self) -> list[Record]:
+        return [self._store.changelog(p, k, s) for (p, k), s in self._changed.items()]
+
+    def apply(self) -> None:
+        for (partition, key), state in self._changed.items():
+            self._store.put(partition, key, state)
+        self._changed.clear()
