@@ -1,0 +1,121 @@
+"""Test helpers: running the app in-process, building callbacks, reading topics back."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+from asgi_lifespan import LifespanManager
+
+from gateway.app import create_app
+from gateway.lifespan import Gateway
+from gateway.log.base import LogRecord
+from gateway.settings import Settings
+
+TOKEN_PATH = "/webhooks/oc/test-token"
+
+
+def outbound_callback(
+    order_number: str,
+    status: str,
+    *,
+    message_id: str,
+    status_time: str = "2026-11-27T10:00:00+0800",
+    skus: tuple[str, ...] = ("OC0000000675549",),
+    **extra: Any,
+) -> bytes:
+    """An outbound callback in the inferred OC shape (oc-api README §3)."""
+    order = {
+        "orderNumber": order_number,
+        "referenceNumber": f"REF-{order_number}",
+        "serviceRegion": "UK",
+        "orderCreationTime": "2026-11-26T16:00:16+0800",
+        "status": status,
+        "statusTime": status_time,
+        "trackingNumberList": [
+            {
+                "orderNumber": order_number,
+                "trackingNumber": f"TRK{order_number[-6:]}",
+                "LMCarrierCode": "XDP",
+                "LMCarrierName": "XDP",
+                "chargeableWeight": "11000.0000",
+                "chargeableWeightUnit": "g",
+                "feeAmount": 19,
+                "feeAmountCurrency": "GBP",
+                "SKUList": [{"MFSKUID": sku, "SKUQuantity": 2, "SN": "A01,A02"} for sku in skus],
+            }
+        ],
+        **extra,
+    }
+    body = {"messageId": message_id, "timestamp": 1795830000000, "data": [order]}
+    return json.dumps(body).encode()
+
+
+@asynccontextmanager
+async def running_app(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Gateway]]:
+    """The app with its lifespan started, and a client that calls it in-process."""
+    gateway = Gateway(settings)
+    app = create_app(gateway=gateway)
+    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60) as manager:
+        transport = httpx.ASGITransport(app=manager.app, client=("127.0.0.1", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            yield client, gateway
+
+
+async def wait_for(
+    probe: Callable[[], Awaitable[bool]], *, timeout_s: float = 60.0, every_s: float = 0.1
+) -> None:
+    """Poll `probe` until it is true; fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not await probe():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s} s")
+        await asyncio.sleep(every_s)
+
+
+async def read_topic(gateway: Gateway, topic: str) -> list[LogRecord]:
+    return [record async for record in gateway.log.read(topic)]
+
+
+class KafkaTopicReader:
+    """An independent read_committed consumer (not the gateway's code) for assertions."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self._consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+        )
+        self.records: list[Any] = []
+
+    async def __aenter__(self) -> KafkaTopicReader:
+        await self._consumer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._consumer.stop()
+
+    async def read_until(self, count: int, timeout_s: float = 60.0) -> list[Any]:
+        deadline = time.monotonic() + timeout_s
+        while len(self.records) < count and time.monotonic() < deadline:
+            batch = await self._consumer.getmany(timeout_ms=500)
+            for messages in batch.values():
+                self.records.extend(messages)
+        return self.records
+
+    async def drain(self, quiet_s: float = 1.0) -> list[Any]:
+        """Everything until no record arrived for `quiet_s` (to prove none extra came)."""
+        while True:
+            batch = await self._consumer.getmany(timeout_ms=int(quiet_s * 1000))
+            if not batch:
+                return self.records
+            for messages in batch.values():
+                self.records.extend(messages)
