@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer
 from asgi_lifespan import LifespanManager
+from starlette.types import ASGIApp
 
 from gateway.app import create_app
 from gateway.lifespan import Gateway
@@ -57,15 +58,26 @@ def outbound_callback(
     return json.dumps(body).encode()
 
 
+def client_from(app: ASGIApp, source: str = "127.0.0.1") -> httpx.AsyncClient:
+    """A client that calls `app` in-process, appearing to come from address `source`."""
+    transport = httpx.ASGITransport(app=app, client=(source, 40000))
+    return httpx.AsyncClient(transport=transport, base_url="http://gateway")
+
+
 @asynccontextmanager
 async def running_app(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Gateway]]:
     """The app with its lifespan started, and a client that calls it in-process."""
+    async with running_asgi(settings) as (app, gateway), client_from(app) as client:
+        yield client, gateway
+
+
+@asynccontextmanager
+async def running_asgi(settings: Settings) -> AsyncIterator[tuple[ASGIApp, Gateway]]:
+    """The app with its lifespan started (for clients from other addresses)."""
     gateway = Gateway(settings)
     app = create_app(gateway=gateway)
     async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60) as manager:
-        transport = httpx.ASGITransport(app=manager.app, client=("127.0.0.1", 40000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-            yield client, gateway
+        yield manager.app, gateway
 
 
 async def wait_for(
