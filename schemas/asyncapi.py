@@ -22,8 +22,7 @@ RAW_HEADERS: Final[dict[str, str]] = {
     "gw-kind": "Which callback route it came in on.",
     "gw-verified": "Comma-separated verification methods that passed (e.g. "
     "oc_signature,path_token).",
-    "gw-entity-index": "Position in the callback's `data` of the entity this record is "
-    "keyed by.",
+    "gw-entity-index": "Position in the callback's `data` of the entity this record is keyed by.",
     "content-type": "Content type OC sent (application/json).",
     "traceparent": "W3C trace context of the request that received the callback.",
 }
@@ -176,11 +175,10 @@ def _raw_channels() -> tuple[dict[str, Any], dict[str, Any]]:
         {**RAW_HEADERS, "gw-reason": REASON_HEADERS["gw-reason"]},
         ["gw-reason", "gw-delivery-id", "gw-received-at"],
     )
+    dlq_required = ["gw-reason", "gw-attempts", "gw-original-topic", "gw-original-partition"]
     dlq_headers = _headers_object(
-        {**RAW_HEADERS, **REASON_HEADERS},
-        ["gw-reason", "gw-attempts", "gw-original-topic", "gw-original-partition",
-         "gw-original-offset"],
-    )  # fmt: skip
+        {**RAW_HEADERS, **REASON_HEADERS}, [*dlq_required, "gw-original-offset"]
+    )
     messages = {
         "rawCallback": {
             "name": "rawCallback",
@@ -212,10 +210,14 @@ def _raw_channels() -> tuple[dict[str, Any], dict[str, Any]]:
         },
     }
     channels = {
-        "rawCallbacks": ("oc.callbacks.raw.v1", "Raw callbacks: the durable inbox", "rawCallback"),
-        "quarantine": ("oc.callbacks.quarantine.v1", "Quarantined callbacks", "quarantinedCallback"),
+        "rawCallbacks": ("oc.callbacks.raw.v1", "Raw callbacks (the durable inbox)", "rawCallback"),
+        "quarantine": (
+            "oc.callbacks.quarantine.v1",
+            "Quarantined callbacks",
+            "quarantinedCallback",
+        ),
         "deadLetters": ("oc.gateway.dlq.v1", "Records that failed processing", "deadLetter"),
-    }  # fmt: skip
+    }
     built = {
         channel_id: {
             "address": address,

@@ -44,6 +44,10 @@ _RATE_LIMITED: Final = re.compile(
 _OK_CODES: Final = frozenset({"0", "200", "success", "ok"})
 
 
+def _text(value: int | str | None) -> str | None:
+    return None if value is None else (str(value).strip() or None)
+
+
 def _matches(pattern: re.Pattern[str], texts: Iterable[str | None]) -> bool:
     return any(text and pattern.search(text) for text in texts)
 
@@ -64,15 +68,15 @@ def _drop_payload_of_failure(
 class OcError(TolerantModel):
     """One entry of a classic envelope's `errors[]` (CommonVendorResponseErrorMsgDto)."""
 
-    code: Text | None = None
-    id: Text | None = None
+    code: int | str | None = None
+    id: int | str | None = None
     message: str | None = None
 
 
 class OcResponse(TolerantModel, Generic[DataT]):
     """The classic envelope, generic over `data`."""
 
-    code: Text | None = None
+    code: int | str | None = None
     success: bool | None = None
     message: str | None = None
     message_id: Text | None = Field(None, alias="messageId")
@@ -85,12 +89,12 @@ class OcResponse(TolerantModel, Generic[DataT]):
         """`success:false`, or no `success` and a non-zero `code`."""
         if self.success is not None:
             return not self.success
-        return self.code is not None and self.code.strip().casefold() not in _OK_CODES
+        return self.code is not None and str(self.code).strip().casefold() not in _OK_CODES
 
     def _texts(self) -> list[str | None]:
-        texts: list[str | None] = [self.message, self.code]
+        texts: list[str | None] = [self.message, _text(self.code)]
         for error in self.errors:
-            texts += [error.message, error.code]
+            texts += [error.message, _text(error.code)]
         return texts
 
     def is_auth_failure(self) -> bool:
@@ -112,7 +116,7 @@ class OcResponse(TolerantModel, Generic[DataT]):
         """One line for logs: code and messages, no payload."""
         parts = [f"code={self.code}" if self.code is not None else ""]
         parts += [self.message or ""]
-        parts += [f"{e.code}: {e.message}" for e in self.errors]
+        parts += [f"{_text(e.code)}: {e.message}" for e in self.errors]
         return "; ".join(p for p in parts if p) or "no error detail"
 
 
@@ -122,7 +126,7 @@ class Return2Response(TolerantModel, Generic[DataT]):
     request_id: Text | None = Field(None, alias="requestId")
     success: bool | None = None
     has_business_exception: bool | None = Field(None, alias="hasBusinessException")
-    error_code: Text | None = Field(None, alias="errorCode")
+    error_code: int | str | None = Field(None, alias="errorCode")
     error_msg: str | None = Field(None, alias="errorMsg")
     message: str | None = None
     is_fallback: bool | None = Field(
@@ -139,11 +143,11 @@ class Return2Response(TolerantModel, Generic[DataT]):
         return (
             self.success is False
             or self.has_business_exception is True
-            or bool(self.error_code and self.error_code.strip())
+            or bool(_text(self.error_code))
         )
 
     def _texts(self) -> list[str | None]:
-        return [self.error_code, self.error_msg, self.message]
+        return [_text(self.error_code), self.error_msg, self.message]
 
     def is_auth_failure(self) -> bool:
         """A failure that says the access token is missing, invalid or expired."""
@@ -156,7 +160,7 @@ class Return2Response(TolerantModel, Generic[DataT]):
         return self.is_failure() and _matches(_RATE_LIMITED, self._texts())
 
     def error_summary(self) -> str:
-        parts = [self.error_code or "", self.error_msg or "", self.message or ""]
+        parts = [_text(self.error_code) or "", self.error_msg or "", self.message or ""]
         return "; ".join(p for p in parts if p) or "no error detail"
 
 
