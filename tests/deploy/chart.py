@@ -18,6 +18,16 @@ SCENARIOS: dict[str, Path] = {
 }
 EMBEDDED_SCENARIOS = ("embedded", "minimal")
 KAFKA_SCENARIO = "kafka-sasl-tls"
+# What the tests render: every scenario as it is, plus variants of the Kafka scenario
+# (case name -> scenario, --set items).
+CASES: dict[str, tuple[str, tuple[str, ...]]] = {
+    **{name: (name, ()) for name in SCENARIOS},
+    "kafka-processor-split": (KAFKA_SCENARIO, ("processor.separate=true",)),
+    "kafka-spool-claim": (
+        KAFKA_SCENARIO,
+        ("persistence.kafkaMode=claim", "autoscaling.enabled=false", "replicaCount=1"),
+    ),
+}
 # The oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and the newest that
 # kubernetes-validate ships schemas for; every manifest is validated against both.
 KUBE_VERSIONS = ("1.27.0", "1.37.0")

@@ -13,7 +13,7 @@ import pytest
 
 from tools.ensure_tool import ensure
 
-from .chart import SCENARIOS, Manifest, render
+from .chart import CASES, Manifest, render
 
 # Covers a cold `go install` of helm (about 2.5 min on 2 cores) or promtool.
 TOOL_BUILD_TIMEOUT_S = 1500
@@ -40,5 +40,5 @@ def promtool() -> Path:
 
 @pytest.fixture(scope="session")
 def rendered(helm: Path) -> dict[str, list[Manifest]]:
-    """Every ci/ scenario rendered once: scenario name -> manifests."""
-    return {name: render(helm, name) for name in SCENARIOS}
+    """Every case of chart.CASES rendered once: case name -> manifests."""
+    return {name: render(helm, scenario, *sets) for name, (scenario, sets) in CASES.items()}
