@@ -1,0 +1,288 @@
+"""`OcClient`: the look-ups the gateway makes on OC's API, for one OC account.
+
+Enrichment look-ups (`get_order`, `stock`, `get_return`, `return_stock`) go through one
+`Batcher` each (stock: one per region): answered from a short cache
+(`oc_cache_ttl_s`), coalesced with identical look-ups in flight, and batched across
+concurrent callers for `oc_batch_window_ms` (orders and returns: up to 50 numbers per
+query; StockSnapshot v2 and the return stock snapshot: up to 200 ids per request, every
+page). When an endpoint's breaker is open, look-ups not in the cache fail at once.
+
+Reconciliation (`iter_outbound_orders`, `iter_return_orders`) walks a time range in
+windows of at most 7 days, halving an outbound window whose answer hit OC's 1,000-result
+cap. It runs at `Priority.RECONCILE` on the same limiter and breakers as enrichment, so
+it gets a smaller share of OC and yields first when OC is busy or strained (see
+`ratelimit.py`).
+
+All calls are signed and authenticated by `OcAuth` and run through `OcCaller` (breaker,
+limiter, retries); failures surface as `OcError`s (gateway.errors).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import Any, Final, TypeVar
+
+import httpx
+
+from gateway.errors import ConfigurationError
+from gateway.oc.auth import OcAuth
+from gateway.oc.batching import Batcher
+from gateway.oc.cache import TtlCache
+from gateway.oc.caller import OcCaller
+from gateway.oc.clock import SYSTEM_CLOCK, Clock
+from gateway.oc.queries import (
+    OUTBOUND_QUERY,
+    RETURN_ORDERS,
+    RETURN_STOCK,
+    STOCK_SNAPSHOT,
+    OcQueries,
+    chunks,
+)
+from gateway.oc.ratelimit import AccountLimiter, Priority
+from gateway.oc.retry import RetryPolicy
+from gateway.oc.tokens import TokenStore
+from gateway.oc.windows import Window, halve, split_range
+from gateway.ops.metrics import Metrics
+from gateway.settings import Settings
+from schemas.oc_api import (
+    OAUTH_TOKEN_PATH,
+    OUTBOUND_QUERY_MAX_RESULTS,
+    OUTBOUND_QUERY_MAX_WINDOW,
+    RETURN_ORDERS_MAX_PAGE_SIZE,
+    RETURN_STOCK_MAX_IDS,
+    STOCK_SNAPSHOT_MAX_PAGE_SIZE,
+    OutboundQuery,
+    ReturnOrderQuery,
+    ReturnStockRow,
+)
+from schemas.oc_entities import OcOutboundOrder, OcReturnOrder, OcStockRow
+
+ORDERS_PER_QUERY: Final = 50
+"""Order numbers per Outbound Order Query v2. OC publishes no limit; 50 is its limit for
+placing orders and keeps an answer far below the 1,000-result cap."""
+RETURNS_PER_QUERY: Final = 50
+RETURN_ORDERS_WINDOW: Final = OUTBOUND_QUERY_MAX_WINDOW
+"""Not published for returns; the 7 days of OC's other time windows."""
+
+V = TypeVar("V")
+
+
+class OcClient:
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not settings.oc_base_url:
+            raise ConfigurationError("OcClient needs oc_base_url")
+        self._settings = settings
+        self._metrics = metrics
+        self._transport = transport
+        self._clock = clock
+        self._rng = rng
+        self._http: httpx.AsyncClient | None = None
+        self._queries: OcQueries | None = None
+        self._batchers: list[Batcher[str, Any]] = []
+        self._stock: dict[str | None, Batcher[str, list[OcStockRow]]] = {}
+        self._orders = self._batcher(
+            OUTBOUND_QUERY.name, self._fetch_orders, ORDERS_PER_QUERY, None
+        )
+        self._returns = self._batcher(
+            RETURN_ORDERS.name, self._fetch_returns, RETURNS_PER_QUERY, None
+        )
+        self._return_stock: Batcher[str, list[ReturnStockRow]] = self._batcher(
+            RETURN_STOCK.name, self._fetch_return_stock, RETURN_STOCK_MAX_IDS, []
+        )
+
+    # --- lifecycle ----------------------------------------------------------------------
+    async def start(self) -> None:
+        """Open the HTTP client (reads the token store). Nothing is sent until a look-up."""
+        settings = self._settings
+        base_url = settings.oc_base_url.rstrip("/")
+        auth = OcAuth(
+            token_url=base_url + OAUTH_TOKEN_PATH,
+            client_key=settings.oc_client_key,
+            secret_key=settings.oc_secret_key.get_secret_value(),
+            bootstrap_refresh_token=settings.oc_refresh_token.get_secret_value(),
+            store=TokenStore(settings.token_store_path),
+            clock=self._clock,
+            metrics=self._metrics,
+        )
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            auth=auth,
+            timeout=httpx.Timeout(settings.oc_timeout_s),
+            limits=httpx.Limits(
+                max_connections=settings.oc_max_concurrency,
+                max_keepalive_connections=settings.oc_max_concurrency,
+            ),
+            transport=self._transport,
+        )
+        caller = OcCaller(
+            self._http,
+            limiter=AccountLimiter(
+                max_concurrency=settings.oc_max_concurrency,
+                rate_per_s=settings.oc_rate_limit_per_s,
+                clock=self._clock,
+            ),
+            policy=RetryPolicy(settings.oc_max_retries, settings.oc_total_timeout_s),
+            metrics=self._metrics,
+            clock=self._clock,
+            breaker_failures=settings.oc_breaker_failures,
+            breaker_reset_s=settings.oc_breaker_reset_s,
+            rng=self._rng,
+        )
+        self._queries = OcQueries(caller, self._clock)
+
+    async def close(self) -> None:
+        """Fail pending look-ups with `OcUnavailable` and close the connections."""
+        for batcher in self._batchers:
+            await batcher.close()
+        if self._http is not None:
+            await self._http.aclose()
+
+    @property
+    def queries(self) -> OcQueries:
+        """The unbatched queries (and, through `.caller`, breakers and limiter)."""
+        if self._queries is None:
+            raise RuntimeError("OcClient.start() was not awaited")
+        return self._queries
+
+    @property
+    def caller(self) -> OcCaller:
+        return self.queries.caller
+
+    # --- enrichment look-ups --------------------------------------------------------------
+    async def get_order(self, order_number: str) -> OcOutboundOrder | None:
+        """The order as Outbound Order Query v2 reports it, or None if OC has no such order."""
+        return await self._orders.get(order_number)
+
+    async def stock(self, skus: list[str], region: str | None) -> list[OcStockRow]:
+        """StockSnapshot v2 rows of `skus` in `region` (every region when None)."""
+        batcher = self._stock.get(region)
+        if batcher is None:
+
+            async def fetch(keys: list[str]) -> dict[str, list[OcStockRow]]:
+                return _group(keys, await self.queries.stock_rows(keys, region), _stock_key)
+
+            batcher = self._batcher(STOCK_SNAPSHOT.name, fetch, STOCK_SNAPSHOT_MAX_PAGE_SIZE, [])
+            self._stock[region] = batcher
+        found = await batcher.get_many(skus)
+        return [row for rows in found.values() for row in rows]
+
+    async def get_return(self, return_number: str) -> OcReturnOrder | None:
+        """The return (RMA) order from the return-order query, or None if OC has none."""
+        return await self._returns.get(return_number)
+
+    async def return_stock(self, ids: list[str]) -> list[ReturnStockRow]:
+        """Return stock snapshot rows of `ids` (serviceType SKU)."""
+        found = await self._return_stock.get_many(ids)
+        return [row for rows in found.values() for row in rows]
+
+    def _batcher(
+        self,
+        endpoint: str,
+        fetch: Callable[[list[str]], Awaitable[Mapping[str, V]]],
+        max_batch: int,
+        absent: V,
+    ) -> Batcher[str, V]:
+        batcher = Batcher(
+            fetch,
+            window_s=self._settings.oc_batch_window_ms / 1000,
+            max_batch=max_batch,
+            cache=TtlCache[str, V](self._settings.oc_cache_ttl_s, self._clock),
+            clock=self._clock,
+            absent=absent,
+            precheck=lambda: self.caller.refuse_if_open(endpoint),
+            on_hit=self._metrics.oc_cache_hits.labels(endpoint).inc,
+            on_batch=self._metrics.oc_batch_size.labels(endpoint).observe,
+        )
+        self._batchers.append(batcher)
+        return batcher
+
+    async def _fetch_orders(self, numbers: list[str]) -> dict[str, OcOutboundOrder | None]:
+        found: dict[str, OcOutboundOrder | None] = {}
+        for chunk in chunks(numbers, ORDERS_PER_QUERY):
+            orders = await self.queries.outbound_orders(
+                OutboundQuery.for_orders(chunk), Priority.ENRICH
+            )
+            for order in orders:
+                found.setdefault(order.order_number, order)
+        return found
+
+    async def _fetch_returns(self, numbers: list[str]) -> dict[str, OcReturnOrder | None]:
+        found: dict[str, OcReturnOrder | None] = {}
+        for chunk in chunks(numbers, RETURNS_PER_QUERY):
+            query = ReturnOrderQuery(return_numbers=chunk, page_size=RETURN_ORDERS_MAX_PAGE_SIZE)
+            async for orders in self.queries.return_order_pages(query, Priority.ENRICH):
+                for order in orders:
+                    if order.return_number is not None:
+                        found.setdefault(order.return_number, order)
+        return found
+
+    async def _fetch_return_stock(self, ids: list[str]) -> dict[str, list[ReturnStockRow]]:
+        return _group(ids, await self.queries.return_stock_rows(ids), _return_stock_key)
+
+    # --- reconciliation -------------------------------------------------------------------
+    async def iter_outbound_orders(
+        self, start: datetime, end: datetime, *, priority: Priority = Priority.RECONCILE
+    ) -> AsyncIterator[OcOutboundOrder]:
+        """Every order OC reports for the creation window [start, end], once each, in
+        window order."""
+        seen: set[str] = set()
+        for window in split_range(start, end, OUTBOUND_QUERY_MAX_WINDOW):
+            pending: list[Window] = [window]
+            while pending:
+                window_start, window_end = pending.pop()
+                query = OutboundQuery(start_time=window_start, end_time=window_end)
+                orders = await self.queries.outbound_orders(query, priority)
+                halves = halve((window_start, window_end))
+                if len(orders) >= OUTBOUND_QUERY_MAX_RESULTS and halves is not None:
+                    pending += [halves[1], halves[0]]  # the earlier half next
+                    continue
+                for order in orders:
+                    if order.order_number not in seen:
+                        seen.add(order.order_number)
+                        yield order
+
+    async def iter_return_orders(
+        self, start: datetime, end: datetime, *, priority: Priority = Priority.RECONCILE
+    ) -> AsyncIterator[OcReturnOrder]:
+        """Every return order OC reports for the window [start, end], once each."""
+        seen: set[str] = set()
+        for window_start, window_end in split_range(start, end, RETURN_ORDERS_WINDOW):
+            query = ReturnOrderQuery(
+                start_time=window_start,
+                end_time=window_end,
+                page_size=RETURN_ORDERS_MAX_PAGE_SIZE,
+            )
+            async for orders in self.queries.return_order_pages(query, priority):
+                for order in orders:
+                    number = order.return_number
+                    if number is not None and number not in seen:
+                        seen.add(number)
+                        yield order
+
+
+def _stock_key(row: OcStockRow) -> str | None:
+    return row.mf_sku_id
+
+
+def _return_stock_key(row: ReturnStockRow) -> str | None:
+    return row.unique_id or row.mf_sku_id
+
+
+def _group(keys: list[str], rows: list[V], key_of: Callable[[V], str | None]) -> dict[str, list[V]]:
+    """`rows` by the requested key they answer; rows for keys not asked are dropped."""
+    grouped: dict[str, list[V]] = {key: [] for key in keys}
+    for row in rows:
+        key = key_of(row)
+        if key is not None and key in grouped:
+            grouped[key].append(row)
+    return grouped
