@@ -8,10 +8,10 @@ query; StockSnapshot v2 and the return stock snapshot: up to 200 ids per request
 page). When an endpoint's breaker is open, look-ups not in the cache fail at once.
 
 Reconciliation (`iter_outbound_orders`, `iter_return_orders`) walks a time range in
-windows of at most 7 days, halving an outbound window whose answer hit OC's 1,000-result
-cap. It runs at `Priority.RECONCILE` on the same limiter and breakers as enrichment, so
-it gets a smaller share of OC and yields first when OC is busy or strained (see
-`ratelimit.py`).
+windows of at most 7 days, halving an outbound window that OC refuses as too big (more
+than 1,000 orders) or answers with a full 1,000. It runs at `Priority.RECONCILE` on the
+same limiter and breakers as enrichment, so it gets a smaller share of OC and yields
+first when OC is busy or strained (see `ratelimit.py`).
 
 All calls are signed and authenticated by `OcAuth` and run through `OcCaller` (breaker,
 limiter, retries); failures surface as `OcError`s (gateway.errors).
@@ -27,6 +27,7 @@ from typing import Any, Final, TypeVar
 import httpx
 
 from gateway.errors import ConfigurationError
+from gateway.oc import redaction
 from gateway.oc.auth import OcAuth
 from gateway.oc.batching import Batcher
 from gateway.oc.cache import TtlCache
@@ -41,6 +42,7 @@ from gateway.oc.queries import (
     chunks,
 )
 from gateway.oc.ratelimit import AccountLimiter, Priority
+from gateway.oc.responses import OcLimitExceeded
 from gateway.oc.retry import RetryPolicy
 from gateway.oc.tokens import TokenStore
 from gateway.oc.windows import Window, halve, split_range
@@ -104,6 +106,7 @@ class OcClient:
     async def start(self) -> None:
         """Open the HTTP client (reads the token store). Nothing is sent until a look-up."""
         settings = self._settings
+        redaction.install()
         base_url = settings.oc_base_url.rstrip("/")
         auth = OcAuth(
             token_url=base_url + OAUTH_TOKEN_PATH,
@@ -241,12 +244,21 @@ class OcClient:
             while pending:
                 window_start, window_end = pending.pop()
                 query = OutboundQuery(start_time=window_start, end_time=window_end)
-                orders = await self.queries.outbound_orders(query, priority)
                 halves = halve((window_start, window_end))
-                if len(orders) >= OUTBOUND_QUERY_MAX_RESULTS and halves is not None:
+                try:
+                    orders = await self.queries.outbound_orders(query, priority)
+                except OcLimitExceeded:
+                    if halves is None:
+                        raise
+                    orders = None
+                # OC refuses a window with more than 1,000 orders (or may cut the answer
+                # at 1,000): ask for each half instead.
+                if halves is not None and (
+                    orders is None or len(orders) >= OUTBOUND_QUERY_MAX_RESULTS
+                ):
                     pending += [halves[1], halves[0]]  # the earlier half next
                     continue
-                for order in orders:
+                for order in orders or []:
                     if order.order_number not in seen:
                         seen.add(order.order_number)
                         yield order

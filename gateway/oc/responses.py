@@ -9,6 +9,7 @@ texts, never payloads (which may hold personal data).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -24,8 +25,20 @@ RETURN2_PREFIX = "/3pp/returns/"
 """Business paths under this prefix answer the Return 2.0 envelope (oc-api README §4.2)."""
 
 
+_BUSY = re.compile(r"busy|try again later|temporar|稍后|繁忙", re.IGNORECASE)
+"""A success:false that says OC is overloaded for now (worth a retry)."""
+_LIMIT_EXCEEDED = re.compile(
+    r"narrow|more than \d+|exceed|too (many|large|long|wide)|超过|超出", re.IGNORECASE
+)
+"""A refusal that says the query asks for too much (too many results, too long a window)."""
+
+
 class OcThrottled(OcTransient):
     """OC asked the caller to slow down (HTTP 429, or a "too many requests" answer)."""
+
+
+class OcLimitExceeded(OcRejected):
+    """OC refused a query as too big (result cap, window length): ask for less."""
 
 
 class Envelope(Protocol):
@@ -88,6 +101,11 @@ def check_envelope(envelope: Envelope, endpoint: str) -> None:
         raise OcAuthError(message, endpoint=endpoint)
     if envelope.is_rate_limited():
         raise OcThrottled(message, endpoint=endpoint)
+    summary = envelope.error_summary()
+    if _BUSY.search(summary):
+        raise OcTransient(message, endpoint=endpoint)
+    if _LIMIT_EXCEEDED.search(summary):
+        raise OcLimitExceeded(message, endpoint=endpoint)
     raise OcRejected(message, endpoint=endpoint)
 
 

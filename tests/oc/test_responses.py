@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,7 +11,9 @@ import httpx
 import pytest
 
 from gateway.errors import OcAuthError, OcError, OcRejected, OcTransient
+from gateway.oc.redaction import RedactSecretParams
 from gateway.oc.responses import (
+    OcLimitExceeded,
     OcThrottled,
     is_auth_failure,
     read_answer,
@@ -95,3 +98,25 @@ def test_httpx_failures_become_transient_or_rejected() -> None:
     assert type(transport_error(httpx.ReadTimeout("t", request=request), "x")) is OcTransient
     assert type(transport_error(httpx.ConnectError("c", request=request), "x")) is OcTransient
     assert type(transport_error(httpx.DecodingError("d", request=request), "x")) is OcRejected
+
+
+def test_busy_answers_are_transient_and_oversized_queries_are_limit_refusals() -> None:
+    busy = answer(200, classic_failure("System busy, please try again later"))
+    with pytest.raises(OcTransient) as raised:
+        read_answer(busy, parse_outbound_query_response, "outbound_query")
+    assert type(raised.value) is OcTransient
+    too_many = classic_failure("The query matches more than 1000 orders; please narrow it")
+    with pytest.raises(OcLimitExceeded):
+        read_answer(answer(200, too_many), parse_outbound_query_response, "outbound_query")
+
+
+def test_secrets_in_token_urls_are_masked_in_httpx_log_lines() -> None:
+    url = httpx.URL("http://oc/oauth/token?client_id=c&grant_type=refresh_token&refresh_token=s3")
+    record = logging.LogRecord(
+        "httpx", logging.INFO, "", 0, "HTTP Request: %s %s", ("POST", url), None
+    )
+    RedactSecretParams().filter(record)
+    assert record.getMessage() == (
+        "HTTP Request: POST http://oc/oauth/token?client_id=c&grant_type=refresh_token"
+        "&refresh_token=***"
+    )
