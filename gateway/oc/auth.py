@@ -21,7 +21,7 @@ from gateway.errors import OcAuthError, OcTransient
 from gateway.oc.clock import Clock
 from gateway.oc.responses import is_auth_failure, retry_after_s
 from gateway.oc.signing import CLIENT_KEY_HEADER, SIGNATURE_HEADER, oc_signature
-from gateway.oc.tokens import TokenStore, fingerprint
+from gateway.oc.tokens import TokenStore
 from gateway.ops.metrics import Metrics
 from schemas.oc_api import ACCESS_TOKEN_TTL_S, TokenRequest, parse_token_response
 
@@ -57,13 +57,8 @@ class OcAuth(httpx.Auth):
         self._store = store
         self._clock = clock
         self._metrics = metrics
-        stored = store.load()
-        self._refresh_token = store.initial_refresh_token(bootstrap_refresh_token)
-        self._seed = (
-            fingerprint(bootstrap_refresh_token)
-            if bootstrap_refresh_token or stored is None
-            else stored.seed
-        )
+        start = store.starting_point(bootstrap_refresh_token)
+        self._refresh_token, self._seed = start.refresh_token, start.seed
         self._access_token: str | None = None
         self._refresh_at = float("-inf")
         self._lock = asyncio.Lock()

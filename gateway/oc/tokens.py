@@ -41,13 +41,14 @@ class TokenStore:
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
-    def initial_refresh_token(self, bootstrap: str) -> str:
-        """The refresh token to start from: the stored one when it descends from
-        `bootstrap` (or no bootstrap is configured), else `bootstrap`."""
+    def starting_point(self, bootstrap: str) -> StoredToken:
+        """The refresh token to start from, and the seed its successors are stored under:
+        the stored token when it descends from `bootstrap` (or no bootstrap is
+        configured), else `bootstrap` itself."""
         stored = self.load()
         if stored is not None and (not bootstrap or stored.seed == fingerprint(bootstrap)):
-            return stored.refresh_token
-        return bootstrap
+            return stored
+        return StoredToken(refresh_token=bootstrap, seed=fingerprint(bootstrap))
 
     def save(self, refresh_token: str, seed: str) -> None:
         """Replace the stored token atomically; the file is readable by its owner only."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from gateway.oc.tokens import TokenStore, fingerprint
+from gateway.oc.tokens import StoredToken, TokenStore, fingerprint
 
 
 def test_saved_token_is_private_and_replaces_the_old_one(tmp_path: Path) -> None:
@@ -23,15 +23,15 @@ def test_stored_token_wins_only_while_it_descends_from_the_configured_one(
     tmp_path: Path,
 ) -> None:
     store = TokenStore(tmp_path / "oc-token.json")
-    assert store.initial_refresh_token("boot") == "boot"
+    assert store.starting_point("boot") == StoredToken("boot", fingerprint("boot"))
     store.save("rotated", fingerprint("boot"))
-    assert store.initial_refresh_token("boot") == "rotated"
-    assert store.initial_refresh_token("") == "rotated"
-    assert store.initial_refresh_token("new-grant") == "new-grant"
+    assert store.starting_point("boot") == StoredToken("rotated", fingerprint("boot"))
+    assert store.starting_point("") == StoredToken("rotated", fingerprint("boot"))
+    assert store.starting_point("new") == StoredToken("new", fingerprint("new"))
 
 
 def test_an_unreadable_store_is_ignored(tmp_path: Path) -> None:
     store = TokenStore(tmp_path / "oc-token.json")
     store.path.write_text("{not json")
     assert store.load() is None
-    assert store.initial_refresh_token("boot") == "boot"
+    assert store.starting_point("boot").refresh_token == "boot"
