@@ -1,0 +1,244 @@
+"""The simulator's seeded, consistent world: SKUs, regions, stock, orders and returns.
+
+`World(seed=...)` builds the same world for the same seed, epoch and size: SKUs stocked
+per service region, outbound orders at every stage of their life, and returns. Stock is
+kept consistent with orders at all times: an order reserves its quantities when created
+(`available` -> `reservedAllocated`), releases them when cancelled and consumes them
+when shipped; every change is a ledger line for GetStockMovement. Returned goods are held
+in the region's returns warehouse (`reservedHold`) until restocked or disposed.
+
+`next_callbacks()` advances the world and returns the callbacks OC would send for it;
+the look-up APIs (see app.py) read the same state, so a callback always agrees with what
+a query returns afterwards.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from gateway.simulator import lifecycle
+from gateway.simulator.entities import (
+    REGIONS,
+    RETURN_WAREHOUSES,
+    Movement,
+    Order,
+    ReturnOrder,
+    ReturnStockCell,
+    SimCallback,
+    Sku,
+    StockCell,
+)
+from schemas.callbacks import CallbackKind
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class WorldSize:
+    skus: int = 120
+    orders: int = 300
+    returns: int = 40
+
+
+class World:
+    """All of the simulated OC account's state, and the look-ups over it."""
+
+    def __init__(
+        self,
+        seed: int = 1,
+        *,
+        size: WorldSize | None = None,
+        clock: Clock = utc_now,
+        epoch: datetime | None = None,
+    ) -> None:
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.clock = clock
+        self.epoch = (epoch or clock()).astimezone(UTC).replace(microsecond=0)
+        self.size = size or WorldSize()
+        self.skus: dict[str, Sku] = {}
+        self.seller_skus: dict[str, str] = {}
+        self.stock: dict[tuple[str, str], StockCell] = {}
+        self.movements: list[Movement] = []
+        self.orders: dict[str, Order] = {}
+        self.returns: dict[str, ReturnOrder] = {}
+        self.return_stock: dict[tuple[str, str], ReturnStockCell] = {}
+        self.open_orders: list[str] = []
+        self.open_returns: list[str] = []
+        self.counters: dict[str, int] = {}
+        lifecycle.populate(self)
+
+    # --- identities ---------------------------------------------------------------------
+    def next_number(self, name: str) -> int:
+        self.counters[name] = self.counters.get(name, 0) + 1
+        return self.counters[name]
+
+    def now(self) -> datetime:
+        """The clock in whole seconds (OC's time format has no fractions)."""
+        return self.clock().astimezone(UTC).replace(microsecond=0)
+
+    def now_after(self, earlier: datetime) -> datetime:
+        """The clock, but never before one second after `earlier` (times only move on)."""
+        return max(self.now(), earlier + timedelta(seconds=1))
+
+    # --- stock --------------------------------------------------------------------------
+    def cell(self, mf_sku_id: str, region: str) -> StockCell:
+        return self.stock.setdefault((mf_sku_id, region), StockCell())
+
+    def move_stock(
+        self,
+        mf_sku_id: str,
+        region: str,
+        *,
+        available: int = 0,
+        reserved: int = 0,
+        unfulfillable: int = 0,
+        reason: str,
+        order_number: str | None,
+        at: datetime,
+    ) -> None:
+        """Change one stock cell and write the ledger lines for it."""
+        cell = self.cell(mf_sku_id, region)
+        cell.available += available
+        cell.reserved_allocated += reserved
+        cell.unfulfillable += unfulfillable
+        for bucket, delta, balance in (
+            ("AVL", available, cell.available),
+            ("RSV", reserved, cell.reserved_allocated),
+            ("UNF", unfulfillable, cell.unfulfillable),
+        ):
+            if delta:
+                number = self.next_number("movement")
+                self.movements.append(
+                    Movement(
+                        f"MV{number:010d}",
+                        mf_sku_id,
+                        region,
+                        bucket,
+                        delta,
+                        balance,
+                        reason,
+                        order_number,
+                        at,
+                    )
+                )
+
+    # --- look-ups -----------------------------------------------------------------------
+    def orders_matching(
+        self,
+        numbers: Iterable[str] = (),
+        references: Iterable[str] = (),
+        ebay_order_ids: Iterable[str] = (),
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[Order]:
+        """Orders named by any list (or all, when none is given) created within the window."""
+        wanted = (set(numbers), set(references), set(ebay_order_ids))
+        if any(wanted):
+            found = [
+                o
+                for o in self.orders.values()
+                if o.order_number in wanted[0]
+                or o.reference_number in wanted[1]
+                or o.ebay_order_id in wanted[2]
+            ]
+        else:
+            found = list(self.orders.values())
+        return [
+            o
+            for o in found
+            if (start is None or o.created_at >= start) and (end is None or o.created_at <= end)
+        ]
+
+    def stock_rows(
+        self, skus: Iterable[str] = (), regions: Iterable[str] = ()
+    ) -> list[tuple[str, str, StockCell]]:
+        """(SKU, region, cell) rows in a stable order, filtered when filters are given."""
+        sku_filter, region_filter = set(skus), {r.casefold() for r in regions}
+        return [
+            (sku, region, cell)
+            for (sku, region), cell in sorted(self.stock.items())
+            if (not sku_filter or sku in sku_filter)
+            and (not region_filter or region.casefold() in region_filter)
+        ]
+
+    def movements_in(
+        self, start: datetime, end: datetime, skus: Iterable[str] = ()
+    ) -> list[Movement]:
+        sku_filter = set(skus)
+        return [
+            m
+            for m in self.movements
+            if start <= m.at <= end and (not sku_filter or m.mf_sku_id in sku_filter)
+        ]
+
+    def returns_matching(
+        self,
+        numbers: Iterable[str] = (),
+        order_number: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[ReturnOrder]:
+        wanted = set(numbers)
+        return [
+            r
+            for r in sorted(self.returns.values(), key=lambda r: r.return_number)
+            if (not wanted or r.return_number in wanted)
+            and (order_number is None or r.order_number == order_number)
+            and (start is None or r.created_at >= start)
+            and (end is None or r.created_at <= end)
+        ]
+
+    def return_stock_rows(
+        self, unique_ids: Iterable[str]
+    ) -> tuple[list[tuple[str, str, str, ReturnStockCell]], list[str]]:
+        """Rows (unique id, SKU, warehouse, cell) for ids that are an mfSkuId or a seller
+        SKU with returned stock, and the ids that are neither."""
+        rows: list[tuple[str, str, str, ReturnStockCell]] = []
+        failed: list[str] = []
+        for unique_id in unique_ids:
+            sku = unique_id if unique_id in self.skus else self.seller_skus.get(unique_id)
+            found = [
+                (unique_id, s, warehouse, cell)
+                for (s, warehouse), cell in sorted(self.return_stock.items())
+                if s == sku
+            ]
+            if found:
+                rows += found
+            else:
+                failed.append(unique_id)
+        return rows, failed
+
+    def summary(self) -> dict[str, Any]:
+        statuses: dict[str, int] = {}
+        for order in self.orders.values():
+            statuses[order.status] = statuses.get(order.status, 0) + 1
+        returns: dict[str, int] = {}
+        for ret in self.returns.values():
+            returns[ret.status] = returns.get(ret.status, 0) + 1
+        return {
+            "seed": self.seed,
+            "epoch": self.epoch.isoformat(),
+            "skus": len(self.skus),
+            "stockCells": len(self.stock),
+            "orders": statuses,
+            "returns": returns,
+            "movements": len(self.movements),
+            "callbacks": self.counters.get("message", 0),
+        }
+
+    # --- callbacks ----------------------------------------------------------------------
+    def next_callbacks(self, count: int, kind: CallbackKind | None = None) -> list[SimCallback]:
+        """Advance the world `count` times; the callbacks OC would send for each change."""
+        return [lifecycle.step(self, kind) for _ in range(count)]
+
+
+__all__ = ["REGIONS", "RETURN_WAREHOUSES", "Clock", "SimCallback", "World", "WorldSize", "utc_now"]

@@ -1,0 +1,143 @@
+"""Outbound orders in the simulated world: creation, status changes and their stock effects.
+
+Creating an order reserves its quantities (`available` -> `reservedAllocated`, reason ALC);
+cancelling releases them (CAN); shipping consumes the reservation (OEH). All choices come
+from the world's seeded RNG.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from gateway.simulator import people
+from gateway.simulator.entities import ORDER_FLOW, REGIONS, Order, OrderLine, Parcel
+
+if TYPE_CHECKING:
+    from gateway.simulator.data import World
+
+
+def _stocked(world: World, region: str) -> list[str]:
+    return [s for (s, r), cell in world.stock.items() if r == region and cell.available > 0]
+
+
+def create_order(world: World, at: datetime) -> Order:
+    rng = world.rng
+    region = REGIONS[rng.choice(sorted(REGIONS))]
+    candidates = _stocked(world, region.name)
+    if not candidates:  # restock one SKU so the order can be reserved
+        sku_id = rng.choice(sorted(world.skus))
+        world.move_stock(
+            sku_id,
+            region.name,
+            available=rng.randint(50, 200),
+            reason="PAC",
+            order_number=None,
+            at=at,
+        )
+        candidates = [sku_id]
+    number = world.next_number("order")
+    order_number = f"OCO{2000000000000 + number:013d}{region.order_suffix}"
+    lines = []
+    for sku_id in rng.sample(candidates, k=min(len(candidates), rng.choice((1, 1, 1, 2, 3)))):
+        quantity = rng.randint(1, min(3, world.cell(sku_id, region.name).available))
+        serials = [f"SN{number:06d}{i}" for i in range(quantity)] if rng.random() < 0.2 else []
+        lines.append(OrderLine(sku_id, quantity, serials))
+        world.move_stock(
+            sku_id,
+            region.name,
+            available=-quantity,
+            reserved=quantity,
+            reason="ALC",
+            order_number=order_number,
+            at=at,
+        )
+    ebay_order_id = f"{rng.randint(10, 99)}-{rng.randint(10000, 99999)}-{rng.randint(10000, 99999)}"
+    order = Order(
+        order_number=order_number,
+        reference_number=f"REF-{world.seed}-{number:07d}",
+        ebay_id=f"buyer_{rng.randint(1000, 99999)}",
+        ebay_order_id=ebay_order_id,
+        region=region.name,
+        shipping_service_code=f"{region.country}Dom_{rng.choice(region.carriers)}",
+        created_at=at,
+        status="CREATED",
+        status_time=at,
+        lines=lines,
+        consignee=people.consignee(rng, region.country),
+        auto_fulfillment_ef=rng.random() < 0.3,
+    )
+    world.orders[order_number] = order
+    world.open_orders.append(order_number)
+    return order
+
+
+def _release(world: World, order: Order, at: datetime) -> None:
+    for line in order.lines:
+        world.move_stock(
+            line.mf_sku_id,
+            order.region,
+            available=line.quantity,
+            reserved=-line.quantity,
+            reason="CAN",
+            order_number=order.order_number,
+            at=at,
+        )
+
+
+def _pack(world: World, order: Order) -> Parcel:
+    rng = world.rng
+    region = REGIONS[order.region]
+    carrier = order.shipping_service_code.rsplit("_", 1)[-1]
+    weight = sum(world.skus[line.mf_sku_id].weight_g * line.quantity for line in order.lines)
+    digits = "".join(rng.choice("0123456789") for _ in range(12))
+    fee = f"{rng.uniform(2.5, 25):.2f}"
+    return Parcel(
+        f"{carrier[:2]}{digits}{region.order_suffix}", carrier, weight + 80, fee, region.currency
+    )
+
+
+def _next_order_status(world: World, order: Order) -> str:
+    roll = world.rng.random()
+    if order.status == "CREATED" and roll < 0.03:
+        return "CANCELLED"
+    if order.status == "CREATED" and roll < 0.06:
+        return "ON_HOLD"
+    if order.status == "ON_HOLD" and roll < 0.2:
+        return "CANCELLED"
+    if order.status == "SHIPPED" and roll < 0.05:
+        return "EXCEPTION"
+    return ORDER_FLOW[order.status]
+
+
+def advance_order(world: World, order: Order, at: datetime) -> None:
+    """Move an open order one status on, with its stock effects."""
+    status = _next_order_status(world, order)
+    if status == "CANCELLED":
+        _release(world, order, at)
+    elif status == "PACKED":
+        order.parcel = _pack(world, order)
+    elif status == "SHIPPED":
+        for line in order.lines:
+            world.move_stock(
+                line.mf_sku_id,
+                order.region,
+                reserved=-line.quantity,
+                reason="OEH",
+                order_number=order.order_number,
+                at=at,
+            )
+    order.status, order.status_time = status, at
+    if order.is_final and order.order_number in world.open_orders:
+        world.open_orders.remove(order.order_number)
+
+
+def deliver_new_order(world: World) -> Order:
+    """A new order taken straight to DELIVERED (when a return needs one)."""
+    order = create_order(world, world.now())
+    while order.status != "DELIVERED":
+        if order.is_final:  # cancelled on the way: try another
+            order = create_order(world, world.now())
+            continue
+        advance_order(world, order, world.now_after(order.status_time))
+    return order
