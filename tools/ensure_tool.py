@@ -23,12 +23,13 @@ BIN_DIR = REPO / ".cache" / "bin"
 
 @dataclass(frozen=True)
 class GoTool:
-    """A binary built from `package` at `module`@`version` by `go install`."""
+    """A binary built from `package` at `module`@`version` by `go install -tags ...`."""
 
     name: str
     module: str
     package: str
     version: str
+    tags: tuple[str, ...] = ()
 
 
 TOOLS: dict[str, GoTool] = {
@@ -40,12 +41,15 @@ TOOLS: dict[str, GoTool] = {
             package="helm.sh/helm/v3/cmd/helm",
             version="v3.22.0",
         ),
-        # Prometheus tags its Go module v0.<minor><patch>.x; v0.316.0 is Prometheus 3.16.0.
+        # Prometheus tags its Go module v0.<major minor>.<patch>: v0.316.0 is Prometheus
+        # 3.16.0. remove_all_sd leaves out the cloud service-discovery plugins, which rule
+        # checks never use; it cuts a cold build on 2 cores from about 7 to about 4 minutes.
         GoTool(
             name="promtool",
             module="github.com/prometheus/prometheus",
             package="github.com/prometheus/prometheus/cmd/promtool",
             version="v0.316.0",
+            tags=("remove_all_sd",),
         ),
     )
 }
@@ -88,8 +92,9 @@ def ensure(name: str, bin_dir: Path = BIN_DIR) -> Path:
     env = {**os.environ, "GOBIN": str(bin_dir), "CGO_ENABLED": "0", "GOTOOLCHAIN": "local"}
     started = time.monotonic()
     print(f"building {tool.package}@{tool.version} into {bin_dir} ...", file=sys.stderr)
+    tags = ["-tags", ",".join(tool.tags)] if tool.tags else []
     result = subprocess.run(
-        [go, "install", f"{tool.package}@{tool.version}"],
+        [go, "install", *tags, f"{tool.package}@{tool.version}"],
         env=env,
         capture_output=True,
         text=True,

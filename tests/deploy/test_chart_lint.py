@@ -7,11 +7,14 @@ plain values), which `helm lint` and `helm install` both enforce, and the chart'
 
 from __future__ import annotations
 
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
 
-from .chart import SCENARIOS, lint, template
+from .chart import CHART, REPO, SCENARIOS, lint, template
 
 
 @pytest.mark.parametrize("scenario", [None, *SCENARIOS])
@@ -107,3 +110,11 @@ def test_impossible_combinations_fail_to_render(
     result = template(helm, scenario, *sets)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_app_version_follows_the_package() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert chart["apiVersion"] == "v2"
+    assert chart["appVersion"] == project["version"], "the image tag defaults to appVersion"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", chart["version"])
