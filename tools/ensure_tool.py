@@ -59,8 +59,9 @@ class ToolError(RuntimeError):
     """The Go toolchain is missing or `go install` failed; the message says which."""
 
 
-def _go() -> str:
-    go = shutil.which("go")
+def go_command() -> str:
+    # The official Go installation's place, for shells whose PATH lacks it.
+    go = shutil.which("go") or shutil.which("go", path="/usr/local/go/bin")
     if go is None:
         raise ToolError("the Go toolchain (`go`) is not on PATH; it builds helm and promtool")
     return go
@@ -84,7 +85,7 @@ def built_version(go: str, binary: Path, module: str) -> str | None:
 def ensure(name: str, bin_dir: Path = BIN_DIR) -> Path:
     """Return the path of tool `name`, building it first if it is missing or outdated."""
     tool = TOOLS[name]
-    go = _go()
+    go = go_command()
     binary = bin_dir / name
     if built_version(go, binary, tool.module) == tool.version:
         return binary

@@ -27,6 +27,10 @@ CASES: dict[str, tuple[str, tuple[str, ...]]] = {
         KAFKA_SCENARIO,
         ("persistence.kafkaMode=claim", "autoscaling.enabled=false", "replicaCount=1"),
     ),
+    "kafka-mtls": (
+        KAFKA_SCENARIO,
+        ("kafka.securityProtocol=SSL", "kafka.tls.certKey=user.crt", "kafka.tls.keyKey=user.key"),
+    ),
 }
 # The oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and the newest that
 # kubernetes-validate ships schemas for; every manifest is validated against both.

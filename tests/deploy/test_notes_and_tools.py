@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tools.ensure_tool import TOOLS, built_version, ensure
+from tools.ensure_tool import TOOLS, built_version, ensure, go_command
 
 from .chart import CHART, KUBE_VERSIONS, NAMESPACE, RELEASE, SCENARIOS, run_helm
 
@@ -71,15 +71,13 @@ def test_notes_warn_about_insecure_mode(helm: Path, tmp_path: Path) -> None:
 
 
 def test_go_binary_reports_the_module_version_it_was_built_from(helm: Path) -> None:
-    go = shutil.which("go")
-    assert go is not None
+    go = go_command()
     assert built_version(go, helm, TOOLS["helm"].module) == TOOLS["helm"].version
     assert built_version(go, helm, "example.com/other") is None
 
 
 def test_missing_binary_has_no_version(tmp_path: Path) -> None:
-    go = shutil.which("go")
-    assert go is not None
+    go = go_command()
     assert built_version(go, tmp_path / "helm", TOOLS["helm"].module) is None
 
 
