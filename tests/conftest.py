@@ -70,3 +70,16 @@ def make_settings(tmp_path: Path) -> SettingsFactory:
         return Settings(**values)
 
     return make
+
+
+@pytest.fixture
+def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """A broker of this test's own, for tests that kill and restart it."""
+    try:
+        broker = start_broker(tmp_path_factory.mktemp("own-kafka"))
+    except BrokerError as exc:
+        pytest.fail(f"the Kafka broker did not start:\n{exc}", pytrace=False)
+    try:
+        yield broker
+    finally:
+        broker.stop()

@@ -313,22 +313,28 @@ class KafkaConsumer:
             raise LogUnavailable(f"kafka transaction: {exc}") from exc
 
     async def rewind(self) -> None:
-        for tp in self._consumer.assignment():
-            committed = await self._consumer.committed(tp)
-            if committed is None:
-                await self._consumer.seek_to_beginning(tp)
-            else:
-                self._consumer.seek(tp, committed)
+        try:
+            for tp in self._consumer.assignment():
+                committed = await self._consumer.committed(tp)
+                if committed is None:
+                    await self._consumer.seek_to_beginning(tp)
+                else:
+                    self._consumer.seek(tp, committed)
+        except KafkaError as exc:
+            raise LogUnavailable(f"kafka rewind: {exc}") from exc
 
     async def lag(self) -> dict[TP, int]:
         assigned = list(self._consumer.assignment())
         if not assigned:
             return {}
-        end = await self._consumer.end_offsets(assigned)
         result: dict[TP, int] = {}
-        for tp in assigned:
-            committed = await self._consumer.committed(tp) or 0
-            result[(tp.topic, tp.partition)] = max(0, end[tp] - committed)
+        try:
+            end = await self._consumer.end_offsets(assigned)
+            for tp in assigned:
+                committed = await self._consumer.committed(tp) or 0
+                result[(tp.topic, tp.partition)] = max(0, end[tp] - committed)
+        except KafkaError as exc:
+            raise LogUnavailable(f"kafka lag: {exc}") from exc
         return result
 
 

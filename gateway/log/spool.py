@@ -65,6 +65,7 @@ class SpoolingLog:
         self._gate = asyncio.Lock()
         self._spooling = False
         self._spool_bytes = 0
+        self._full = False  # an append was refused for space and nothing drained since
         self._in_flight: dict[tuple[str, int], asyncio.Future[Any]] = {}
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
@@ -126,6 +127,7 @@ class SpoolingLog:
         """Spool `records` (the gate is held). `futures` are Kafka attempts still open."""
         size = sum(len(r.value) for r in records)
         if self._spool_bytes + size > self._max_bytes:
+            self._full = True
             raise SpoolFull(f"spool full ({self._spool_bytes} bytes)")
         positions = await self.spool.append(records)
         self._spool_bytes += size
@@ -178,6 +180,7 @@ class SpoolingLog:
                         logger.warning("spool drained; appending to kafka directly again")
                     self._spooling = False
                     self._spool_bytes = 0
+                    self._full = False
                     self._drained.set()
         return moved
 
@@ -205,6 +208,7 @@ class SpoolingLog:
         for row in rows:
             self._in_flight.pop((topic, row.offset), None)
         self._spool_bytes = max(0, self._spool_bytes - sum(len(r.value) for r in rows))
+        self._full = False
 
     @staticmethod
     async def _landed(future: asyncio.Future[Any]) -> bool:
@@ -253,4 +257,4 @@ class SpoolingLog:
     async def writable(self) -> bool:
         if not self._spooling and await self.kafka.writable():
             return True
-        return self._spool_bytes < self._max_bytes and await self.spool.writable()
+        return not self._full and await self.spool.writable()
