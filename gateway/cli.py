@@ -14,6 +14,10 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import gateway.commands.dlq
+    import gateway.commands.events
+    import gateway.commands.replay
+    import gateway.commands.settings_doc
     import gateway.serve
     import gateway.simulator.cli
 
@@ -23,7 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     gateway.serve.register(commands)
+    gateway.commands.events.register(commands)
+    gateway.commands.dlq.register(commands)
+    gateway.commands.replay.register(commands)
     gateway.simulator.cli.register(commands)
+    gateway.commands.settings_doc.register(commands)
     return parser
 
 

@@ -13,7 +13,7 @@ import contextlib
 import fcntl
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,10 +27,13 @@ from gateway.log.base import Log
 from gateway.log.kafka import KafkaLog, check_partitions
 from gateway.log.spool import SpoolingLog
 from gateway.log.sqlite import SqliteLog
+from gateway.oc.client import OcClient
+from gateway.oc.enricher import OcEnricher
+from gateway.oc.factory import build_enricher
 from gateway.ops.logs import get_logger
 from gateway.ops.metrics import Metrics
 from gateway.process.handler import CallbackHandler
-from gateway.process.processor import Processor
+from gateway.process.processor import Handler, Processor
 from gateway.process.state import StateStore
 from gateway.settings import Settings
 
@@ -103,10 +106,14 @@ class _DataDirLock:
 class Gateway:
     settings: Settings
     metrics: Metrics = field(default_factory=Metrics)
+    # Tests wrap the record handler (the processor's port) to inject failures.
+    wrap_handler: Callable[[Handler], Handler] | None = None
     log: Log = field(init=False)
     verifier: Verifier = field(init=False)
     ingest: IngestService = field(init=False)
     processor: Processor | None = field(init=False, default=None)
+    oc_client: OcClient | None = field(init=False, default=None)
+    enricher: OcEnricher | None = field(init=False, default=None)
     shutting_down: bool = field(init=False, default=False)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
     _lock: _DataDirLock | None = field(init=False, default=None)
@@ -116,6 +123,10 @@ class Gateway:
         self.log = build_log(self.settings)
         self.verifier = Verifier(self.settings, time.time)
         self.ingest = IngestService(self.settings, self.log, self.verifier, self.metrics)
+        if self.settings.processor_enabled:
+            built = build_enricher(self.settings, self.metrics)
+            if built is not None:
+                self.oc_client, self.enricher = built
 
     async def start(self) -> None:
         settings = self.settings
@@ -134,8 +145,12 @@ class Gateway:
             if isinstance(self.log, SpoolingLog):
                 with contextlib.suppress(LogUnavailable):
                     await check_partitions(self.log.kafka, settings.topic_raw, settings.topic_state)
+            if self.oc_client is not None:
+                await self.oc_client.start()
             store = StateStore(self.log, settings.topic_state)
-            handler = CallbackHandler(settings, self.metrics)
+            handler: Handler = CallbackHandler(settings, self.metrics, self.enricher)
+            if self.wrap_handler is not None:
+                handler = self.wrap_handler(handler)
             self.processor = Processor(settings, self.log, store, handler, self.metrics)
             self._tasks.append(asyncio.create_task(self.processor.run(), name="processor"))
         self._tasks.append(asyncio.create_task(self._refresh_gauges(), name="gauges"))
@@ -145,6 +160,7 @@ class Gateway:
             log=self.log.name,
             verification=list(self.verifier.methods) or ["insecure"],
             processor=settings.processor_enabled,
+            enrichment=self.enricher is not None,
         )
 
     async def stop(self) -> None:
@@ -158,6 +174,8 @@ class Gateway:
         async with asyncio.timeout(self.settings.shutdown_grace_s):
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.log.close()
+        if self.oc_client is not None:
+            await self.oc_client.close()
         if self._lock is not None:
             self._lock.release()
         logger.info("gateway stopped")

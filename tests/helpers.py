@@ -17,6 +17,7 @@ from starlette.types import ASGIApp
 from gateway.app import create_app
 from gateway.lifespan import Gateway
 from gateway.log.base import LogRecord
+from gateway.process.processor import Handler
 from gateway.settings import Settings
 
 TOKEN_PATH = "/webhooks/oc/test-token"
@@ -65,16 +66,23 @@ def client_from(app: ASGIApp, source: str = "127.0.0.1") -> httpx.AsyncClient:
 
 
 @asynccontextmanager
-async def running_app(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Gateway]]:
+async def running_app(
+    settings: Settings, wrap_handler: Callable[[Handler], Handler] | None = None
+) -> AsyncIterator[tuple[httpx.AsyncClient, Gateway]]:
     """The app with its lifespan started, and a client that calls it in-process."""
-    async with running_asgi(settings) as (app, gateway), client_from(app) as client:
+    async with (
+        running_asgi(settings, wrap_handler) as (app, gateway),
+        client_from(app) as client,
+    ):
         yield client, gateway
 
 
 @asynccontextmanager
-async def running_asgi(settings: Settings) -> AsyncIterator[tuple[ASGIApp, Gateway]]:
+async def running_asgi(
+    settings: Settings, wrap_handler: Callable[[Handler], Handler] | None = None
+) -> AsyncIterator[tuple[ASGIApp, Gateway]]:
     """The app with its lifespan started (for clients from other addresses)."""
-    gateway = Gateway(settings)
+    gateway = Gateway(settings, wrap_handler=wrap_handler)
     app = create_app(gateway=gateway)
     async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60) as manager:
         yield manager.app, gateway

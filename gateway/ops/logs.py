@@ -47,7 +47,7 @@ def configure_logging(level: str = "info") -> None:
     root.setLevel(level.upper())
     # One canonical line per callback replaces the access log.
     logging.getLogger("uvicorn.access").disabled = True
-    for noisy in ("aiokafka", "kafka"):
+    for noisy in ("aiokafka", "kafka", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 

@@ -10,7 +10,7 @@ that did not arrive in time is owed as a follow-up (see followups.py).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -20,10 +20,11 @@ from pydantic import ValidationError
 from gateway.errors import ProcessingError
 from gateway.ingest.record import Kind
 from gateway.log.base import LogRecord, Record
+from gateway.ops.logs import get_logger
 from gateway.ops.metrics import Metrics
 from gateway.process import mapping
 from gateway.process.cloudevents import event_id, to_record
-from gateway.process.enrich import Enricher, NoEnrichment
+from gateway.process.enrich import Enricher, NoEnrichment, OutboundEnrichment, ReturnEnrichment
 from gateway.process.followups import run_follow_ups
 from gateway.process.raw import record_context
 from gateway.process.state import EntityState, FollowUp, StateView
@@ -51,6 +52,8 @@ from schemas.events import (
 
 _FOLLOW_UP_FIRST_S = 5.0
 T = TypeVar("T")
+E = TypeVar("E", OutboundEnrichment, ReturnEnrichment)
+logger = get_logger("gateway.process")
 
 
 def enrichment_status(enabled: bool, missing: Sequence[EnrichmentPart], parts: int) -> Enrichment:
@@ -158,8 +161,9 @@ class CallbackHandler:
             mapping.ORDER_RANK, state.status, state.occurred_at_ms, status, occurred
         )
         skus = mapping.order_skus(item)
-        result = await self.enricher.outbound(
-            ctx.key, skus, item.service_region, self._settings.enrich_timeout_s
+        result = await self._enrich(
+            self.enricher.outbound(ctx.key, skus, item.service_region, self._timeout),
+            OutboundEnrichment(missing=("order", "stock")),
         )
         enrichment = enrichment_status(self.enricher.enabled, result.missing, 2)
         ce_id = event_id(OUTBOUND_STATUS_CHANGED, identity)
@@ -219,7 +223,10 @@ class CallbackHandler:
             mapping.RETURN_RANK, state.status, state.occurred_at_ms, status, occurred
         )
         sku_ids = [i.mf_sku_id for i in item.item_list if i.mf_sku_id]
-        result = await self.enricher.returns(ctx.key, sku_ids, self._settings.enrich_timeout_s)
+        result = await self._enrich(
+            self.enricher.returns(ctx.key, sku_ids, self._timeout),
+            ReturnEnrichment(missing=("return_order", "return_stock")),
+        )
         enrichment = enrichment_status(self.enricher.enabled, result.missing, 2)
         ce_id = event_id(RETURN_UPDATED, identity)
         event = ReturnUpdated(
@@ -280,6 +287,19 @@ class CallbackHandler:
         return self.level_records([level], identity, occurred, "inventory_callback")
 
     # --- shared -------------------------------------------------------------------------
+    @property
+    def _timeout(self) -> float:
+        return self._settings.enrich_timeout_s
+
+    async def _enrich(self, lookup: Awaitable[E], nothing: E) -> E:
+        """Enrichment must never stop an event: an enricher that fails unexpectedly
+        counts as OC not answering (the follow-up retries it), and is logged as a bug."""
+        try:
+            return await lookup
+        except Exception as exc:
+            logger.error("enrichment failed unexpectedly", error=f"{type(exc).__name__}: {exc}")
+            return nothing
+
     def _remember(
         self,
         ctx: Context,
