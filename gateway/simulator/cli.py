@@ -131,7 +131,9 @@ def simulator_config(args: argparse.Namespace, settings: Settings) -> SimulatorC
 
 def serve_command(args: argparse.Namespace) -> int:
     config = simulator_config(args, Settings())
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only when
+    # the listening socket says TCP; without it small answers wait for delayed ACKs.
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((args.host, args.port))
     port = listener.getsockname()[1]

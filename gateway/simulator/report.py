@@ -25,7 +25,7 @@ def percentile(sorted_values: list[float], pct: float) -> float:
     """Nearest-rank percentile of already sorted values (0.0 when there are none)."""
     if not sorted_values:
         return 0.0
-    rank = max(1, math.ceil(pct / 100 * len(sorted_values)))
+    rank = max(1, math.ceil(round(pct * len(sorted_values) / 100, 9)))
     return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
