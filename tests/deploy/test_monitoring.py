@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from gateway.ops.metrics import Metrics
+from gateway.settings import Settings
 
 from .chart import (
     CHART,
@@ -422,3 +423,25 @@ def test_dashboard_queries_parse_with_promtool(
         rules.append({"record": f"dashboard:variable_{i}", "expr": concrete(selector.group(1))})
     output = _check_rules(promtool, tmp_path, [{"name": "dashboard", "rules": rules}])
     assert f"SUCCESS: {len(rules)} rules found" in output
+
+
+# --- the runbook document --------------------------------------------------------------------
+
+
+def test_runbook_links_within_the_page_resolve() -> None:
+    text = RUNBOOK.read_text()
+    anchors = _github_anchors(text)
+    links = re.findall(r"\]\(#([^)]+)\)", text)
+    assert links
+    assert set(links) <= anchors, f"dangling: {set(links) - anchors}"
+
+
+def test_runbook_names_the_default_topics() -> None:
+    text = RUNBOOK.read_text()
+    topics = {
+        name: field.default
+        for name, field in Settings.model_fields.items()
+        if name.startswith("topic_")
+    }
+    missing = {name: topic for name, topic in topics.items() if f"`{topic}`" not in text}
+    assert not missing, f"helm/README.md does not mention {missing}"
