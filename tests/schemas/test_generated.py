@@ -5,13 +5,19 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
 from schemas import generate
 from schemas.asyncapi import build_asyncapi, event_type
-from schemas.events import EVENT_MODELS, INVENTORY_LEVEL
+from schemas.compat import breaking_changes
+from schemas.events import (
+    EVENT_MODELS,
+    INVENTORY_LEVEL,
+    OUTBOUND_STATUS_CHANGED,
+    OutboundOrderStatusChanged,
+)
 
 SCHEMAS = generate.SCHEMAS_DIR
 
@@ -31,6 +37,17 @@ def test_models_are_backward_compatible_with_the_committed_schemas() -> None:
         + "; ".join(f"{name}: {', '.join(map(str, c))}" for name, c in breaking.items())
         + ". Publish a new event type version (.vN+1) instead."
     )
+
+
+def test_a_breaking_model_change_is_caught_against_the_committed_schema() -> None:
+    class Narrowed(OutboundOrderStatusChanged):
+        status: Literal["created", "shipped"]
+        carrier: str  # a new required field
+
+    committed = json.loads((SCHEMAS / "jsonschema" / f"{OUTBOUND_STATUS_CHANGED}.json").read_text())
+    changes = {str(c) for c in breaking_changes(committed, generate.event_json_schema(Narrowed))}
+    assert "/carrier: new required field" in changes
+    assert any(c.startswith("/status: enum narrowed") for c in changes)
 
 
 def test_every_event_model_has_a_committed_schema_file() -> None:
