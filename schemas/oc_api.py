@@ -1,13 +1,15 @@
 """OC's API as the gateway calls it: paths, limits, and tolerant request/response models.
 
-Covers OAuth (code exchange and refresh), Outbound Order Query v2, StockSnapshot v2,
-GetStockMovement and, re-exported from `schemas.oc_returns_api`, the Return 2.0 calls.
+Covers Outbound Order Query v2, StockSnapshot v2 and GetStockMovement, and re-exports
+OAuth (`schemas.oc_oauth`), both envelopes (`schemas.oc_envelopes`) and the Return 2.0
+calls (`schemas.oc_returns_api`), so `schemas.oc_api` is the one import a client needs.
 Facts come from oc-api README §2-§6; values marked INFERRED there are INFERRED here.
 Every response model wraps `OcResponse` (classic) or `Return2Response` (Return 2.0); check
 `is_failure()` on each answer, because OC reports errors inside HTTP 200.
 
-Requests serialise with `to_oc_json()` (OC's key spelling, `+0800` datetimes, unset fields
-left out); the simulator parses the same models, so both ends agree on the wire.
+Requests serialise with `to_request_json()` (OC's key spelling, `+0800` datetimes, None
+left out; sign exactly those bytes); `to_oc_json()` re-serialises a parsed payload as it
+came. The simulator parses the same models, so both ends agree on the wire.
 """
 
 from __future__ import annotations
@@ -19,6 +21,12 @@ from pydantic import AliasChoices, Field, TypeAdapter, model_validator
 
 from schemas.oc_entities import OcOutboundOrder, OcStockRow
 from schemas.oc_envelopes import OcError, OcRequest, OcResponse, Return2Response
+from schemas.oc_oauth import (
+    AuthorizeRequest,
+    TokenRequest,
+    TokenResponse,
+    parse_token_response,
+)
 from schemas.oc_returns_api import (
     RETURN_CANCEL_RMA_PATH,
     RETURN_LABEL_PATH,
@@ -155,82 +163,6 @@ STOCK_MOVEMENT_SKUS_PER_CALL: Final = 50
 """What the public client sends per call (CODE); OC's own limit is not published."""
 
 
-# --- OAuth (§2.1, §6.1) -----------------------------------------------------------------
-class AuthorizeRequest(TolerantModel):
-    """Query of GET /oauth/authorize (the browser step)."""
-
-    response_type: str = "code"
-    client_id: str
-    redirect_uri: str
-    state: str
-
-    def to_query(self) -> dict[str, str]:
-        return {k: str(v) for k, v in self.model_dump(exclude_none=True).items()}
-
-
-class TokenRequest(TolerantModel):
-    """Query of POST /oauth/token. OC takes every parameter in the query string."""
-
-    client_id: str
-    grant_type: str
-    redirect_uri: str | None = None
-    code: str | None = None
-    refresh_token: str | None = None
-
-    @classmethod
-    def authorization_code(cls, client_id: str, code: str, redirect_uri: str) -> TokenRequest:
-        return cls(
-            client_id=client_id,
-            grant_type="authorization_code",
-            code=code,
-            redirect_uri=redirect_uri,
-        )
-
-    @classmethod
-    def refresh(cls, client_id: str, refresh_token: str) -> TokenRequest:
-        return cls(client_id=client_id, grant_type="refresh_token", refresh_token=refresh_token)
-
-    def to_query(self) -> dict[str, str]:
-        return {k: str(v) for k, v in self.model_dump(exclude_none=True).items()}
-
-
-class TokenResponse(TolerantModel):
-    """Answer of POST /oauth/token, success or error.
-
-    Tolerates the token arriving wrapped in a classic envelope's `data`.
-    """
-
-    access_token: str | None = None
-    token_type: str | None = None
-    expires_in: Count | None = None
-    refresh_token: str | None = None
-    error: str | None = None
-    error_description: str | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _unwrap(cls, value: Any) -> Any:
-        if isinstance(value, dict) and "access_token" not in value:
-            inner = value.get("data")
-            if isinstance(inner, dict) and "access_token" in inner:
-                return {**value, **inner}
-        return value
-
-    def is_failure(self) -> bool:
-        return bool(self.error) or not self.access_token
-
-    def is_auth_failure(self) -> bool:
-        """The grant itself was refused (bad or expired code / refresh token, bad client):
-        a retry with the same grant will not help."""
-        return bool(self.error) and self.error in {
-            "invalid_grant",
-            "invalid_client",
-            "unauthorized_client",
-            "invalid_token",
-            "access_denied",
-        }
-
-
 # --- Outbound Order Query v2 (§6.2) -----------------------------------------------------
 class OrderNumberRef(TolerantModel):
     order_number: Text = Field(alias="orderNumber")
@@ -360,15 +292,10 @@ StockMovementRequest = OcRequest[StockMovementQuery]
 StockMovementResponse = OcResponse[ListOrOne[StockMovementSku]]
 
 # --- parsing raw bytes (one adapter per answer, built once) -----------------------------
-TOKEN_RESPONSE: Final = TypeAdapter(TokenResponse)
 OUTBOUND_QUERY_RESPONSE: Final = TypeAdapter(OutboundQueryResponse)
 STOCK_SNAPSHOT_RESPONSE: Final = TypeAdapter(StockSnapshotResponse)
 STOCK_MOVEMENT_RESPONSE: Final = TypeAdapter(StockMovementResponse)
 COMMAND_RESPONSE: Final = TypeAdapter(OcResponse[Any])
-
-
-def parse_token_response(body: bytes | str) -> TokenResponse:
-    return TOKEN_RESPONSE.validate_json(body)
 
 
 def parse_outbound_query_response(body: bytes | str) -> OutboundQueryResponse:
