@@ -67,12 +67,15 @@ class World:
         self.skus: dict[str, Sku] = {}
         self.seller_skus: dict[str, str] = {}
         self.stock: dict[tuple[str, str], StockCell] = {}
+        self.region_skus: dict[str, list[str]] = {}  # SKUs with a stock cell, per region
+        self._cell_order: list[tuple[str, str]] = []  # stock keys, sorted (for paging)
         self.movements: list[Movement] = []
         self.orders: dict[str, Order] = {}
         self.returns: dict[str, ReturnOrder] = {}
         self.return_stock: dict[tuple[str, str], ReturnStockCell] = {}
         self.open_orders: list[str] = []
         self.open_returns: list[str] = []
+        self.returnable: list[str] = []  # delivered orders without a return yet
         self.counters: dict[str, int] = {}
         lifecycle.populate(self)
 
@@ -91,7 +94,13 @@ class World:
 
     # --- stock --------------------------------------------------------------------------
     def cell(self, mf_sku_id: str, region: str) -> StockCell:
-        return self.stock.setdefault((mf_sku_id, region), StockCell())
+        key = (mf_sku_id, region)
+        found = self.stock.get(key)
+        if found is None:
+            found = self.stock[key] = StockCell()
+            self.region_skus.setdefault(region, []).append(mf_sku_id)
+            self._cell_order.clear()
+        return found
 
     def move_stock(
         self,
@@ -163,9 +172,11 @@ class World:
     ) -> list[tuple[str, str, StockCell]]:
         """(SKU, region, cell) rows in a stable order, filtered when filters are given."""
         sku_filter, region_filter = set(skus), {r.casefold() for r in regions}
+        if not self._cell_order:
+            self._cell_order.extend(sorted(self.stock))
         return [
-            (sku, region, cell)
-            for (sku, region), cell in sorted(self.stock.items())
+            (sku, region, self.stock[(sku, region)])
+            for sku, region in self._cell_order
             if (not sku_filter or sku in sku_filter)
             and (not region_filter or region.casefold() in region_filter)
         ]

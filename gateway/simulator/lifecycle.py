@@ -95,9 +95,8 @@ def _return_change(world: World) -> ReturnOrder:
         ret = world.returns[rng.choice(world.open_returns)]
         advance_return(world, ret, world.now_after(ret.status_time))
         return ret
-    returned = {r.order_number for r in world.returns.values()}
-    eligible = [n for n, o in world.orders.items() if o.status == "DELIVERED" and n not in returned]
-    order = world.orders[rng.choice(eligible)] if eligible else deliver_new_order(world)
+    returnable = world.returnable
+    order = world.orders[rng.choice(returnable)] if returnable else deliver_new_order(world)
     return create_return(world, order, world.now_after(order.status_time))
 
 

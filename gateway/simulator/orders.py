@@ -17,14 +17,27 @@ if TYPE_CHECKING:
     from gateway.simulator.data import World
 
 
-def _stocked(world: World, region: str) -> list[str]:
-    return [s for (s, r), cell in world.stock.items() if r == region and cell.available > 0]
+def _stocked(world: World, region: str, wanted: int) -> list[str]:
+    """Up to `wanted` distinct SKUs with available stock in `region`, picked at random
+    (a few random probes first, so big worlds stay fast; a full scan only if they miss)."""
+    skus = world.region_skus.get(region, [])
+    picked: list[str] = []
+    for _ in range(min(len(skus), 4 * wanted + 8)):
+        sku = skus[world.rng.randrange(len(skus))]
+        if sku not in picked and world.stock[(sku, region)].available > 0:
+            picked.append(sku)
+            if len(picked) == wanted:
+                return picked
+    if not picked:
+        stocked = [sku for sku in skus if world.stock[(sku, region)].available > 0]
+        picked = world.rng.sample(stocked, k=min(wanted, len(stocked)))
+    return picked
 
 
 def create_order(world: World, at: datetime) -> Order:
     rng = world.rng
     region = REGIONS[rng.choice(sorted(REGIONS))]
-    candidates = _stocked(world, region.name)
+    candidates = _stocked(world, region.name, rng.choice((1, 1, 1, 2, 3)))
     if not candidates:  # restock one SKU so the order can be reserved
         sku_id = rng.choice(sorted(world.skus))
         world.move_stock(
@@ -39,7 +52,7 @@ def create_order(world: World, at: datetime) -> Order:
     number = world.next_number("order")
     order_number = f"OCO{2000000000000 + number:013d}{region.order_suffix}"
     lines = []
-    for sku_id in rng.sample(candidates, k=min(len(candidates), rng.choice((1, 1, 1, 2, 3)))):
+    for sku_id in candidates:
         quantity = rng.randint(1, min(3, world.cell(sku_id, region.name).available))
         serials = [f"SN{number:06d}{i}" for i in range(quantity)] if rng.random() < 0.2 else []
         lines.append(OrderLine(sku_id, quantity, serials))
@@ -128,6 +141,8 @@ def advance_order(world: World, order: Order, at: datetime) -> None:
                 at=at,
             )
     order.status, order.status_time = status, at
+    if status == "DELIVERED":
+        world.returnable.append(order.order_number)
     if order.is_final and order.order_number in world.open_orders:
         world.open_orders.remove(order.order_number)
 

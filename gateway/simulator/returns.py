@@ -47,6 +47,8 @@ def create_return(world: World, order: Order, at: datetime) -> ReturnOrder:
         lines=lines,
     )
     world.returns[ret.return_number] = ret
+    if order.order_number in world.returnable:
+        world.returnable.remove(order.order_number)
     world.open_returns.append(ret.return_number)
     return ret
 
