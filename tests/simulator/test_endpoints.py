@@ -20,7 +20,7 @@ def _t(moment: datetime) -> str:
     return format_oc_datetime(moment)
 
 
-NOW = datetime.now(UTC)
+NOW = datetime.now(UTC)  # only for windows whose size matters, not their position
 
 
 # --- signature and token -------------------------------------------------------------------
@@ -110,7 +110,8 @@ async def test_outbound_query_by_number_and_by_window(
     assert answer.data is not None
     assert sorted(o.order_number for o in answer.data) == numbers
     assert all(o.raw_status() and o.tracking_number_list is not None for o in answer.data)
-    window = {"data": {"startTime": _t(NOW - timedelta(days=4)), "endTime": _t(NOW)}}
+    now = datetime.now(UTC)
+    window = {"data": {"startTime": _t(now - timedelta(days=4)), "endTime": _t(now)}}
     answer = oc_api.parse_outbound_query_response(
         (await oc.call("POST", oc_api.OUTBOUND_QUERY_PATH, window)).content
     )
@@ -147,7 +148,8 @@ async def test_outbound_query_refuses_more_than_1000_results() -> None:
     async with serving(app) as url, httpx.AsyncClient() as http:
         client = OcClient(http, url)
         await client.fetch_token()
-        window = {"startTime": _t(NOW - timedelta(days=6)), "endTime": _t(NOW + timedelta(hours=1))}
+        now = datetime.now(UTC)
+        window = {"startTime": _t(now - timedelta(days=6)), "endTime": _t(now + timedelta(hours=1))}
         answer = oc_api.parse_outbound_query_response(
             (await client.call("POST", oc_api.OUTBOUND_QUERY_PATH, {"data": window})).content
         )
@@ -191,7 +193,8 @@ async def test_stock_snapshot_limits(oc: OcClient, data: dict[str, Any], message
 
 
 async def test_stock_movement_returns_the_ledger(oc: OcClient, simulator: RunningSimulator) -> None:
-    window = {"startTime": _t(NOW - timedelta(days=6)), "endTime": _t(NOW + timedelta(minutes=1))}
+    now = datetime.now(UTC)
+    window = {"startTime": _t(now - timedelta(days=6)), "endTime": _t(now + timedelta(minutes=1))}
     answer = oc_api.parse_stock_movement_response(
         (await oc.call("POST", oc_api.STOCK_MOVEMENT_PATH, {"data": window})).content
     )

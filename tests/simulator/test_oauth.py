@@ -98,7 +98,7 @@ async def test_bad_token_requests_are_refused_like_oauth(oc: OcClient) -> None:
 async def test_tokens_expire_and_refresh_brings_them_back(
     oc: OcClient, simulator: RunningSimulator
 ) -> None:
-    await oc.http.post(oc.base + "/_sim/faults", json={"token_ttl_s": 0.3})
+    await oc.http.post(oc.base + "/_sim/faults", json={"token_ttl_s": 1.5})
     token = await oc.fetch_token()
     assert (await _token_status(oc, token)) == "ok"
 
