@@ -47,11 +47,30 @@ def reference_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
+BEGIN = "<!-- settings:begin -->"
+END = "<!-- settings:end -->"
+
+
+def splice(document: str, table: str) -> str:
+    """`document` with the text between the settings markers replaced by `table`."""
+    head, found, rest = document.partition(BEGIN)
+    if not found or END not in rest:
+        raise ValueError(f"the document has no {BEGIN} ... {END} block")
+    return head + BEGIN + "\n" + table + rest[rest.index(END) :]
+
+
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("settings", help="print the configuration reference")
+    parser.add_argument(
+        "--update", type=Path, metavar="FILE", help="rewrite FILE's settings block instead"
+    )
 
     def run(args: argparse.Namespace) -> int:
-        sys.stdout.write(reference_markdown())
+        if args.update is None:
+            sys.stdout.write(reference_markdown())
+            return 0
+        path: Path = args.update
+        path.write_text(splice(path.read_text(), reference_markdown()))
         return 0
 
     parser.set_defaults(handler=run)

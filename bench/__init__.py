@@ -1,0 +1,1 @@
+"""Benchmarks and fault runs (see bench/README.md)."""
