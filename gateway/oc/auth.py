@@ -38,7 +38,8 @@ def refresh_margin_s(expires_in_s: float) -> float:
 
 
 class OcAuth(httpx.Auth):
-    requires_response_body = True  # the body tells whether a 200 is an auth failure
+    requires_response_body = True  # the body tells whether a 200 is an auth failure;
+    # async_auth_flow is overridden, so it reads each body itself (`aread`).
 
     def __init__(
         self,
@@ -86,11 +87,13 @@ class OcAuth(httpx.Auth):
             async with self._lock:
                 if self._needs_refresh(refused):
                     answer = yield self._refresh_request()
+                    await answer.aread()
                     await self._accept(answer)
                 token = self._access_token
             assert token is not None  # _accept raises unless it stored a token
             self.sign(request, token)
             response = yield request
+            await response.aread()
             if attempt == 2 or not is_auth_failure(request.url.path, response):
                 return
             refused = token

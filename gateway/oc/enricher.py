@@ -1,7 +1,8 @@
 """`OcEnricher`: the processor's `Enricher` port, answered with `OcClient` look-ups.
 
 The look-ups of one event (order + stock, or return order + return stock) run
-concurrently; the enricher waits for them at most `deadline_s` and returns what arrived,
+concurrently (when the callback names no SKUs, the stock look-up waits for the order and
+takes its SKUs); the enricher waits for them at most `deadline_s` and returns what arrived,
 listing the rest in `missing`. An OC failure (error, open breaker, spent budget) is a
 missing part, never an exception. Look-ups still running at the deadline keep going in
 the background (they are shared) and fill the cache, so the follow-up enrichment finds
@@ -12,8 +13,8 @@ entity may not be visible in OC's query API yet.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Sequence
-from typing import Any, Final
+from collections.abc import Awaitable, Sequence
+from typing import Final
 
 from gateway.errors import OcError
 from gateway.oc.client import OcClient
@@ -59,11 +60,17 @@ class OcEnricher:
     async def outbound(
         self, order_number: str, skus: Sequence[str], region: str | None, deadline_s: float
     ) -> OutboundEnrichment:
-        order, rows = await _settle(
-            deadline_s,
-            self._client.get_order(order_number),
-            self._client.stock(list(skus), region) if skus else _nothing(),
-        )
+        order_lookup = asyncio.ensure_future(self._client.get_order(order_number))
+
+        async def stock() -> list[OcStockRow]:
+            wanted, where = list(skus), region
+            if not wanted:  # the callback named no SKUs: take the order's, once it is here
+                order = await asyncio.shield(order_lookup)
+                if order is not None:
+                    wanted, where = mapping.order_skus(order), region or order.service_region
+            return await self._client.stock(wanted, where) if wanted else []
+
+        order, rows = await _settle(deadline_s, order_lookup, stock())
         missing: list[EnrichmentPart] = []
         state = None
         if isinstance(order, OcOutboundOrder):
@@ -80,11 +87,19 @@ class OcEnricher:
     async def returns(
         self, return_number: str, sku_ids: Sequence[str], deadline_s: float
     ) -> ReturnEnrichment:
-        order, rows = await _settle(
-            deadline_s,
-            self._client.get_return(return_number),
-            self._client.return_stock(list(sku_ids)) if sku_ids else _nothing(),
-        )
+        order_lookup = asyncio.ensure_future(self._client.get_return(return_number))
+
+        async def stock() -> list[ReturnStockRow]:
+            wanted = list(sku_ids)
+            if not wanted:  # the callback named no SKUs: take the return's, once it is here
+                order = await asyncio.shield(order_lookup)
+                if order is not None:
+                    wanted = list(
+                        dict.fromkeys(i.mf_sku_id for i in order.item_list if i.mf_sku_id)
+                    )
+            return await self._client.return_stock(wanted) if wanted else []
+
+        order, rows = await _settle(deadline_s, order_lookup, stock())
         missing: list[EnrichmentPart] = []
         state = None
         if isinstance(order, OcReturnOrder):
@@ -101,11 +116,7 @@ class OcEnricher:
         )
 
 
-async def _nothing() -> list[Any]:
-    return []
-
-
-async def _settle(deadline_s: float, *calls: Coroutine[Any, Any, object]) -> list[object]:
+async def _settle(deadline_s: float, *calls: Awaitable[object]) -> list[object]:
     """Run `calls` concurrently for at most `deadline_s`: each one's result, or `_MISSING`
     when it raised an `OcError` or had not finished. Other exceptions (bugs) propagate."""
     tasks = [asyncio.ensure_future(call) for call in calls]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -54,3 +55,23 @@ async def until(condition: Callable[[], bool], *, max_turns: int = 1000) -> None
             return
         await asyncio.sleep(0)
     raise AssertionError("condition not met")
+
+
+class JumpClock:
+    """The real clock, except that the test can jump it forward (token expiry, breaker
+    reset) without waiting. Sleeps are real."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=self.offset)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+    def jump(self, seconds: float) -> None:
+        self.offset += seconds

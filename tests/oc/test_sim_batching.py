@@ -1,0 +1,80 @@
+"""Batching, coalescing, paging and caching, counted by the simulator (real socket)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from gateway.ops.metrics import Metrics
+
+from .conftest import ClientFactory, Sim, outbound_events, return_events, sample
+
+# OC's SKU id shape; most of these do not exist in the simulated world, which does not
+# matter for counting requests (OC answers the ones it knows).
+SYNTHETIC_SKUS = [f"OC{9_000_000_000_000 + i:013d}" for i in range(300)]
+
+
+async def test_fifty_concurrent_stock_lookups_make_one_request(
+    sim: Sim, oc_client: ClientFactory
+) -> None:
+    events = await outbound_events(sim, 3, with_skus=True)
+    known = list(dict.fromkeys(sku for e in events for sku in e.skus))
+    skus = (known + SYNTHETIC_SKUS)[:50]
+    metrics = Metrics()
+    async with oc_client(metrics=metrics, oc_batch_window_ms=20.0) as client:
+        await client.get_order("warm-up")  # token in hand
+        rows = await asyncio.gather(*(client.stock([sku], None) for sku in skus))
+        assert await sim.count("stock_snapshot_v2") == 1
+        stats = (await sim.stats())["endpoints"]["stock_snapshot_v2"]
+        assert stats["skus"] == 50
+        assert {row.mf_sku_id for found in rows for row in found} >= set(known)
+        assert all(
+            row.mf_sku_id == sku for sku, found in zip(skus, rows, strict=True) for row in found
+        )
+        # The same look-ups again are answered from the cache.
+        again = await asyncio.gather(*(client.stock([sku], None) for sku in skus))
+    assert again == rows
+    assert await sim.count("stock_snapshot_v2") == 1
+    assert sample(metrics, "gateway_oc_cache_hits_total", endpoint="stock_snapshot") == 50
+    assert sample(metrics, "gateway_oc_batch_size_sum", endpoint="stock_snapshot") == 50
+
+
+async def test_more_than_two_hundred_skus_are_split_and_paged(
+    sim: Sim, oc_client: ClientFactory
+) -> None:
+    async with oc_client() as client:
+        await client.get_order("warm-up")
+        await client.stock(SYNTHETIC_SKUS[:250], "UK")
+    stats = (await sim.stats())["endpoints"]["stock_snapshot_v2"]
+    assert stats["requests"] == 2
+    assert stats["skus"] == 250
+
+
+async def test_identical_order_lookups_in_flight_are_coalesced_into_one_query(
+    sim: Sim, oc_client: ClientFactory
+) -> None:
+    events = await outbound_events(sim, 10)
+    numbers = [e.order_number for e in events]
+    metrics = Metrics()
+    async with oc_client(metrics=metrics, oc_batch_window_ms=20.0) as client:
+        await client.get_order("warm-up")
+        orders = await asyncio.gather(*(client.get_order(n) for n in numbers * 3))
+    assert [o.order_number if o else None for o in orders] == numbers * 3
+    stats = (await sim.stats())["endpoints"]["outbound_query_v2"]
+    assert stats["requests"] == 2  # the warm-up, then one query for all ten orders
+    assert stats["ids"] == 1 + 10
+    assert sample(metrics, "gateway_oc_cache_hits_total", endpoint="outbound_query") == 20
+
+
+async def test_return_lookups_are_batched_too(sim: Sim, oc_client: ClientFactory) -> None:
+    events = await return_events(sim, 5)
+    numbers = [e.return_number for e in events]
+    skus = list(dict.fromkeys(sku for e in events for sku in e.skus))
+    async with oc_client(oc_batch_window_ms=20.0) as client:
+        await client.get_order("warm-up")
+        returns = await asyncio.gather(*(client.get_return(n) for n in numbers))
+        await asyncio.gather(*(client.return_stock([sku]) for sku in skus))
+    assert [r.return_number if r else None for r in returns] == numbers
+    endpoints = (await sim.stats())["endpoints"]
+    assert endpoints["return_orders"]["requests"] == 1
+    assert endpoints["return_stock"]["requests"] == 1
+    assert endpoints["return_stock"]["ids"] == len(skus)

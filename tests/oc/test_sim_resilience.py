@@ -1,0 +1,147 @@
+"""Retries, Retry-After, the breaker and the enricher's deadline, against the simulator's
+faults over a real socket."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from gateway.errors import OcTransient
+from gateway.oc.breaker import BreakerState
+from gateway.oc.enricher import OcEnricher
+from gateway.ops.metrics import Metrics
+from tests.simulator.conftest import wait_for
+
+from .conftest import ClientFactory, Sim, outbound_events, return_events, sample
+from .fakes import JumpClock
+
+
+async def count_is(sim: Sim, endpoint: str, outcome: str, at_least: int = 1) -> bool:
+    return await sim.count(endpoint, outcome) >= at_least
+
+
+async def test_429_waits_for_retry_after_then_succeeds(sim: Sim, oc_client: ClientFactory) -> None:
+    events = await outbound_events(sim, 2)
+    metrics = Metrics()
+    async with oc_client(metrics=metrics) as client:
+        await client.get_order(events[0].order_number)  # token in hand
+        await sim.faults(rate_limit_rate=1.0, retry_after_s=1)
+        started = time.monotonic()
+        call = asyncio.create_task(client.get_order(events[1].order_number))
+        await wait_for(lambda: count_is(sim, "outbound_query_v2", "rate_limited"))
+        await sim.faults(rate_limit_rate=0.0)
+        order = await call
+        elapsed = time.monotonic() - started
+    assert order is not None
+    assert elapsed >= 1.0
+    assert await sim.count("outbound_query_v2", "rate_limited") == 1
+    assert await sim.count("outbound_query_v2", "ok") == 2
+    assert (
+        sample(metrics, "gateway_oc_requests_total", endpoint="outbound_query", outcome="throttled")
+        == 1
+    )
+
+
+@pytest.mark.parametrize(
+    ("fault", "outcome"),
+    [("error_rate", "fault_500"), ("success_false_rate", "fault_success_false")],
+)
+async def test_transient_failures_are_retried_until_oc_answers(
+    sim: Sim, oc_client: ClientFactory, fault: str, outcome: str
+) -> None:
+    [event] = await outbound_events(sim, 1)
+    async with oc_client(oc_max_retries=5) as client:
+        await client.get_order("warm-up")  # token in hand
+        await sim.faults(**{fault: 1.0})
+        call = asyncio.create_task(client.get_order(event.order_number))
+        await wait_for(lambda: count_is(sim, "outbound_query_v2", outcome))
+        await sim.faults(**{fault: 0.0})
+        order = await call
+    assert order is not None
+    assert await sim.count("outbound_query_v2", "ok") == 2  # the warm-up and this one
+
+
+async def test_retries_stop_after_the_configured_attempts(
+    sim: Sim, oc_client: ClientFactory
+) -> None:
+    [event] = await outbound_events(sim, 1)
+    async with oc_client(oc_max_retries=2, oc_breaker_failures=10) as client:
+        await client.get_order("warm-up")
+        await sim.faults(down=True, retry_after_s=0)
+        with pytest.raises(OcTransient):
+            await client.get_order(event.order_number)
+    assert await sim.count("outbound_query_v2", "outage") == 3
+
+
+async def test_outage_opens_the_breaker_then_a_trial_closes_it(
+    sim: Sim, oc_client: ClientFactory
+) -> None:
+    [event] = await outbound_events(sim, 1, with_skus=True)
+    clock, metrics = JumpClock(), Metrics()
+    settings = {"oc_max_retries": 0, "oc_breaker_failures": 2, "oc_breaker_reset_s": 30.0}
+    async with oc_client(clock=clock, metrics=metrics, **settings) as client:
+        enricher = OcEnricher(client, clock)
+        await client.get_order("warm-up")  # token in hand
+        await sim.faults(down=True, retry_after_s=0)
+        for _ in range(2):
+            result = await enricher.outbound(event.order_number, event.skus, event.region, 2.0)
+            assert result.missing == ("order", "stock")
+        for endpoint in ("outbound_query", "stock_snapshot"):
+            state = sample(metrics, "gateway_oc_breaker_state", endpoint=endpoint)
+            assert state == BreakerState.OPEN
+        sent = (await sim.stats())["total"]
+
+        started = time.monotonic()
+        result = await enricher.outbound(event.order_number, event.skus, event.region, 2.0)
+        assert time.monotonic() - started < 0.1  # refused at once, not after the deadline
+        assert result.missing == ("order", "stock")
+        assert (await sim.stats())["total"] == sent  # nothing reached OC
+        open_refusals = sample(
+            metrics, "gateway_oc_requests_total", endpoint="outbound_query", outcome="breaker_open"
+        )
+        assert open_refusals == 1
+
+        await sim.faults(down=False)
+        clock.jump(30.0)  # the reset period: the next call is the trial
+        result = await enricher.outbound(event.order_number, event.skus, event.region, 2.0)
+        assert result.missing == ()
+        assert result.order is not None
+        assert result.order.order_number == event.order_number
+        assert result.stock
+        for endpoint in ("outbound_query", "stock_snapshot"):
+            state = sample(metrics, "gateway_oc_breaker_state", endpoint=endpoint)
+            assert state == BreakerState.CLOSED
+
+
+async def test_slow_oc_misses_the_deadline_and_the_answer_serves_the_follow_up(
+    sim: Sim, oc_client: ClientFactory
+) -> None:
+    [event] = await outbound_events(sim, 1, with_skus=True)
+    [ret] = await return_events(sim, 1)
+    async with oc_client(oc_cache_ttl_s=60.0) as client:
+        enricher = OcEnricher(client)
+        await client.get_order("warm-up")  # token in hand
+        await sim.faults(latency_ms=800)
+        started = time.monotonic()
+        late = await enricher.outbound(event.order_number, event.skus, event.region, 0.2)
+        assert time.monotonic() - started < 0.5
+        assert late.missing == ("order", "stock")
+        late_return = await enricher.returns(ret.return_number, ret.skus, 0.2)
+        assert late_return.missing == ("return_order", "return_stock")
+        # The look-ups went on in the background and filled the cache.
+        await wait_for(lambda: count_is(sim, "stock_snapshot_v2", "ok"))
+        await wait_for(lambda: count_is(sim, "return_stock", "ok"))
+        await wait_for(lambda: count_is(sim, "outbound_query_v2", "ok", at_least=2))
+        sent = (await sim.stats())["total"]
+        follow_up = await enricher.outbound(event.order_number, event.skus, event.region, 0.2)
+        follow_up_return = await enricher.returns(ret.return_number, ret.skus, 0.2)
+        assert (await sim.stats())["total"] == sent
+    assert follow_up.missing == ()
+    assert follow_up.order is not None
+    assert follow_up.order.status != "unknown"
+    assert {level.mf_sku_id for level in follow_up.stock} <= set(event.skus)
+    assert follow_up_return.missing == ()
+    assert follow_up_return.return_order is not None
+    assert follow_up_return.return_order.return_number == ret.return_number
