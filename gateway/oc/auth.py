@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from gateway.errors import OcAuthError, OcTransient
 from gateway.oc.clock import Clock
-from gateway.oc.responses import is_auth_failure, retry_after_s
+from gateway.oc.responses import OcThrottled, is_auth_failure, retry_after_s
 from gateway.oc.signing import CLIENT_KEY_HEADER, SIGNATURE_HEADER, oc_signature
 from gateway.oc.tokens import TokenStore
 from gateway.ops.metrics import Metrics
@@ -117,7 +117,7 @@ class OcAuth(httpx.Auth):
         status = response.status_code
         if status == 429 or status >= 500:
             self._metrics.oc_token_refreshes.labels("error").inc()
-            raise OcTransient(
+            raise (OcThrottled if status == 429 else OcTransient)(
                 f"OC token refresh answered HTTP {status}",
                 endpoint=TOKEN_ENDPOINT,
                 retry_after_s=retry_after_s(response),

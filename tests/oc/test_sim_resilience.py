@@ -145,3 +145,19 @@ async def test_slow_oc_misses_the_deadline_and_the_answer_serves_the_follow_up(
     assert follow_up_return.missing == ()
     assert follow_up_return.return_order is not None
     assert follow_up_return.return_order.return_number == ret.return_number
+
+
+async def test_a_failing_token_endpoint_is_retried_like_any_transient_failure(
+    sim: Sim, oc_client: ClientFactory
+) -> None:
+    [event] = await outbound_events(sim, 1)
+    metrics = Metrics()
+    async with oc_client(metrics=metrics, oc_max_retries=5) as client:
+        await sim.faults(error_rate=1.0)
+        call = asyncio.create_task(client.get_order(event.order_number))
+        await wait_for(lambda: count_is(sim, "oauth_token", "fault_500"))
+        await sim.faults(error_rate=0.0)
+        assert await call is not None
+    assert await sim.count("outbound_query_v2", "ok") == 1
+    assert sample(metrics, "gateway_oc_token_refreshes_total", outcome="error") >= 1
+    assert sample(metrics, "gateway_oc_token_refreshes_total", outcome="ok") == 1
