@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -161,3 +162,31 @@ async def test_a_failing_token_endpoint_is_retried_like_any_transient_failure(
     assert await sim.count("outbound_query_v2", "ok") == 1
     assert sample(metrics, "gateway_oc_token_refreshes_total", outcome="error") >= 1
     assert sample(metrics, "gateway_oc_token_refreshes_total", outcome="ok") == 1
+
+
+async def test_after_a_429_reconciliation_waits_longer_than_enrichment(
+    sim: Sim, oc_client: ClientFactory
+) -> None:
+    [event] = await outbound_events(sim, 1)
+    [ret] = await return_events(sim, 1)
+    async with oc_client() as client:
+        await client.get_order("warm-up")
+        await sim.faults(rate_limit_rate=1.0, retry_after_s=1)
+        throttled = asyncio.create_task(client.get_order(event.order_number))
+        await wait_for(lambda: count_is(sim, "outbound_query_v2", "rate_limited"))
+        await sim.faults(rate_limit_rate=0.0)
+        queries_before = await sim.count("outbound_query_v2")
+        now = datetime.now(UTC)
+
+        async def reconcile() -> int:
+            window = client.iter_outbound_orders(now - timedelta(hours=1), now)
+            return len([order async for order in window])
+
+        reconciliation = asyncio.create_task(reconcile())
+        assert await client.get_return(ret.return_number) is not None  # after Retry-After
+        assert await throttled is not None
+        # Enrichment went on after Retry-After; reconciliation is still holding back.
+        assert await sim.count("outbound_query_v2") == queries_before + 1
+        assert not reconciliation.done()
+        await reconciliation
+    assert await sim.count("outbound_query_v2") == queries_before + 2
