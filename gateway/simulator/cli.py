@@ -136,6 +136,9 @@ def serve_command(args: argparse.Namespace) -> int:
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((args.host, args.port))
+    # Listen before announcing the URL: connections made before uvicorn starts serving
+    # then wait in the backlog instead of being refused.
+    listener.listen(2048)
     port = listener.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(create_app(config), log_level="warning", access_log=False, lifespan="off")
