@@ -64,10 +64,6 @@ class OcAuth(httpx.Auth):
         self._refresh_at = float("-inf")
         self._lock = asyncio.Lock()
 
-    @property
-    def access_token(self) -> str | None:
-        return self._access_token
-
     def sign(self, request: httpx.Request, access_token: str) -> None:
         """Set the token and signature headers on `request` (its body must be bytes)."""
         request.headers[ACCESS_TOKEN_HEADER] = f"Bearer {access_token}"
