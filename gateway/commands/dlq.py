@@ -13,7 +13,7 @@ import json
 import sys
 
 from gateway.commands.common import open_log
-from gateway.log.base import LogRecord
+from gateway.log.base import LogRecord, Record
 from gateway.process.dlq import (
     H_ATTEMPTS,
     H_FAILED_AT,
@@ -84,7 +84,10 @@ async def redrive(settings: Settings, dry_run: bool, rate: float | None) -> int:
             if dry_run:
                 continue
             positions = {r.topic_partition: r.offset + 1 for r in batch}
-            await consumer.commit([redrive_record(r) for r in batch], positions)
+            outputs: dict[tuple[str, int], list[Record]] = {}
+            for record in batch:
+                outputs.setdefault(record.topic_partition, []).append(redrive_record(record))
+            await consumer.commit(outputs, positions)
             if rate:
                 await asyncio.sleep(len(batch) / rate)
     finally:

@@ -89,10 +89,13 @@ class LogConsumer(Protocol):
         ...
 
     async def commit(
-        self, outputs: Sequence[Record], positions: Mapping[TopicPartition, int]
+        self,
+        outputs: Mapping[TopicPartition, Sequence[Record]],
+        positions: Mapping[TopicPartition, int],
     ) -> None:
-        """Append `outputs` and move the group's positions (next offset to read) as one
-        atomic step: after a crash, either both happened or neither did."""
+        """For each owned input partition, append the outputs derived from it and move
+        its position (the next offset to read) as one atomic step: after a crash, either
+        both happened or neither did. Partitions are independent units of work."""
         ...
 
     async def rewind(self) -> None:

@@ -395,9 +395,13 @@ class SqliteConsumer:
             await self._log.wait_for_append(min(remaining, _POLL_S))
 
     async def commit(
-        self, outputs: Sequence[Record], positions: Mapping[TopicPartition, int]
+        self,
+        outputs: Mapping[TopicPartition, Sequence[Record]],
+        positions: Mapping[TopicPartition, int],
     ) -> None:
-        await self._log.commit_group(self._group, outputs, positions)
+        # One SQLite transaction covers every partition at once.
+        flat = [record for records in outputs.values() for record in records]
+        await self._log.commit_group(self._group, flat, positions)
 
     async def lag(self) -> dict[TopicPartition, int]:
         result: dict[TopicPartition, int] = {}

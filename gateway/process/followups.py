@@ -46,7 +46,9 @@ def next_attempt_ms(now_ms: int, attempts: int) -> int:
     return now_ms + int(delay * random.uniform(0.8, 1.2) * 1000)
 
 
-async def run_follow_ups(handler: CallbackHandler, view: StateView, now_ms: int) -> list[Record]:
+async def run_follow_ups(
+    handler: CallbackHandler, view: StateView, now_ms: int
+) -> dict[int, list[Record]]:
     due: list[tuple[int, str, FollowUp]] = []
     for partition, key in view.pending():
         state = view.get(partition, key)
@@ -54,9 +56,9 @@ async def run_follow_ups(handler: CallbackHandler, view: StateView, now_ms: int)
         if len(due) >= _MAX_PER_BATCH:
             break
     if not due:
-        return []
+        return {}
     results = await asyncio.gather(*(_attempt(handler, key, f) for _, key, f in due))
-    outputs: list[Record] = []
+    outputs: dict[int, list[Record]] = {}
     for (partition, key, follow_up), result in zip(due, results, strict=True):
         state = view.get(partition, key)
         given_up = now_ms - follow_up.first_ms > handler.settings.enrich_followup_max_age_s * 1000
@@ -66,7 +68,7 @@ async def run_follow_ups(handler: CallbackHandler, view: StateView, now_ms: int)
             follow_up.next_ms = next_attempt_ms(now_ms, follow_up.attempts)
             remaining.append(follow_up)
         else:
-            outputs += _publish(handler, key, follow_up, result)
+            outputs.setdefault(partition, []).extend(_publish(handler, key, follow_up, result))
         state.followups = remaining
         view.put(partition, key, state)
     return outputs

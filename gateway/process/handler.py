@@ -127,9 +127,9 @@ class CallbackHandler:
                 outputs += self._inventory(ctx, index, callback, row, view)
         return outputs
 
-    async def follow_ups(self, view: StateView, now_ms: int) -> list[Record]:
+    async def follow_ups(self, view: StateView, now_ms: int) -> dict[int, list[Record]]:
         if not self.enricher.enabled:
-            return []
+            return {}
         return await run_follow_ups(self, view, now_ms)
 
     # --- per kind -----------------------------------------------------------------------

@@ -36,8 +36,9 @@ class Handler(Protocol):
 
     async def handle(self, record: LogRecord, view: StateView) -> list[Record]: ...
 
-    async def follow_ups(self, view: StateView, now_ms: int) -> list[Record]:
-        """Outputs for deferred work that is due (e.g. enrichment owed)."""
+    async def follow_ups(self, view: StateView, now_ms: int) -> dict[int, list[Record]]:
+        """Outputs for deferred work that is due (e.g. enrichment owed), by the raw
+        partition of the entity they concern."""
         ...
 
 
@@ -124,21 +125,25 @@ class Processor:
         started = time.perf_counter()
         view = StateView(self._store)
         outputs = await self._handle_all(records, view)
-        outputs.extend(await self._handler.follow_ups(view, int(time.time() * 1000)))
+        due = await self._handler.follow_ups(view, int(time.time() * 1000))
+        for partition, records_out in (*due.items(), *view.changelog().items()):
+            outputs.setdefault((self._raw_topic, partition), []).extend(records_out)
         positions: dict[TopicPartition, int] = {}
         for record in records:
             positions[record.topic_partition] = record.offset + 1
-        outputs.extend(view.changelog())
-        if not outputs and not positions:
+        if not positions and not any(outputs.values()):
             return
         await consumer.commit(outputs, positions)
         view.apply()
-        self._count_published(outputs)
+        self._count_published([r for rs in outputs.values() for r in rs])
         if records:
             self._metrics.batch_duration.observe(time.perf_counter() - started)
 
-    async def _handle_all(self, records: Sequence[LogRecord], view: StateView) -> list[Record]:
-        """Handle records, in order per key and concurrently across keys."""
+    async def _handle_all(
+        self, records: Sequence[LogRecord], view: StateView
+    ) -> dict[TopicPartition, list[Record]]:
+        """Handle records, in order per key and concurrently across keys; the outputs
+        are grouped by the input partition they came from, in input order."""
         results: list[list[Record]] = [[] for _ in records]
         lanes: dict[tuple[int, bytes | None], list[int]] = {}
         for index, record in enumerate(records):
@@ -151,7 +156,10 @@ class Processor:
         async with asyncio.TaskGroup() as group:
             for indexes in lanes.values():
                 group.create_task(run_lane(indexes))
-        return [output for result in results for output in result]
+        grouped: dict[TopicPartition, list[Record]] = {}
+        for record, result in zip(records, results, strict=True):
+            grouped.setdefault(record.topic_partition, []).extend(result)
+        return grouped
 
     async def _handle_one(self, record: LogRecord, view: StateView) -> list[Record]:
         attempts = 0

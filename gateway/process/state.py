@@ -147,8 +147,12 @@ class StateView:
     def put(self, partition: int, key: str, state: EntityState) -> None:
         self._changed[(partition, key)] = state
 
-    def changelog(self) -> list[Record]:
-        return [self._store.changelog(p, k, s) for (p, k), s in self._changed.items()]
+    def changelog(self) -> dict[int, list[Record]]:
+        """The changed entities' state records, by raw partition."""
+        records: dict[int, list[Record]] = {}
+        for (partition, key), state in self._changed.items():
+            records.setdefault(partition, []).append(self._store.changelog(partition, key, state))
+        return records
 
     def apply(self) -> None:
         for (partition, key), state in self._changed.items():

@@ -98,9 +98,10 @@ async def test_commit_moves_position_and_appends_outputs_together(subject: Subje
         batch = await fetch_until(consumer, 4)
         assert [r.value for r in batch] == [b"in0", b"in1", b"in2", b"in3"]
         first_two = batch[:2]
+        tp = first_two[-1].topic_partition
         await consumer.commit(
-            [Record(subject.sink, b"out" + r.value, b"k") for r in first_two],
-            {first_two[-1].topic_partition: first_two[-1].offset + 1},
+            {tp: [Record(subject.sink, b"out" + r.value, b"k") for r in first_two]},
+            {tp: first_two[-1].offset + 1},
         )
     finally:
         await consumer.stop()

@@ -41,7 +41,7 @@ class FailsFor:
             raise RuntimeError("surprise")
         return await self._inner.handle(record, view)
 
-    async def follow_ups(self, view: StateView, now_ms: int) -> list[Record]:
+    async def follow_ups(self, view: StateView, now_ms: int) -> dict[int, list[Record]]:
         return await self._inner.follow_ups(view, now_ms)
 
 
