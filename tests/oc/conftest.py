@@ -22,48 +22,10 @@ from gateway.simulator.data import WorldSize
 from gateway.simulator.state import SimulatorConfig
 from schemas.callbacks import parse_outbound_callback, parse_return_callback
 from tests.conftest import SettingsFactory
-from tests.simulator.conftest import serving
+from tests.simulation import Sim, serving
 
 CLIENT_KEY = "oc-client-test-key"
 SECRET_KEY = "oc-client-test-secret"
-
-
-@dataclass
-class Sim:
-    """The running simulator, driven only through its HTTP control API."""
-
-    url: str
-    control: httpx.AsyncClient
-
-    async def faults(self, **changes: Any) -> None:
-        response = await self.control.post("/_sim/faults", json=changes)
-        response.raise_for_status()
-
-    async def reset(self) -> None:
-        for path in ("/_sim/faults/reset", "/_sim/stats/reset"):
-            (await self.control.post(path)).raise_for_status()
-
-    async def stats(self) -> dict[str, Any]:
-        response = await self.control.get("/_sim/stats")
-        response.raise_for_status()
-        stats: dict[str, Any] = response.json()
-        return stats
-
-    async def count(self, endpoint: str, outcome: str | None = None) -> int:
-        entry = (await self.stats())["endpoints"].get(endpoint)
-        if entry is None:
-            return 0
-        return int(entry["requests"] if outcome is None else entry["outcomes"].get(outcome, 0))
-
-    async def expire_tokens(self) -> None:
-        (await self.control.post("/_sim/tokens/expire")).raise_for_status()
-
-    async def callbacks(self, count: int, kind: str) -> list[bytes]:
-        response = await self.control.post(
-            "/_sim/callbacks/next", params={"count": count, "kind": kind}
-        )
-        response.raise_for_status()
-        return [c["body"].encode() for c in response.json()["callbacks"]]
 
 
 @dataclass(frozen=True)

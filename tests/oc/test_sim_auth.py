@@ -12,8 +12,9 @@ import pytest
 
 from gateway.errors import OcAuthError, OcRejected
 from gateway.ops.metrics import Metrics
+from tests.simulation import Sim
 
-from .conftest import CLIENT_KEY, ClientFactory, Sim, outbound_events, return_events, sample
+from .conftest import CLIENT_KEY, ClientFactory, outbound_events, return_events, sample
 from .fakes import JumpClock
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from gateway.ops.metrics import Metrics
+from tests.simulation import Sim
 
-from .conftest import ClientFactory, Sim, outbound_events, return_events, sample
+from .conftest import ClientFactory, outbound_events, return_events, sample
 
 # OC's SKU id shape; most of these do not exist in the simulated world, which does not
 # matter for counting requests (OC answers the ones it knows).

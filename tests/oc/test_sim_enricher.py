@@ -4,8 +4,9 @@ and stock taken from the order when the callback names no SKUs."""
 from __future__ import annotations
 
 from gateway.oc.enricher import OcEnricher
+from tests.simulation import Sim
 
-from .conftest import ClientFactory, Sim, outbound_events, return_events
+from .conftest import ClientFactory, outbound_events, return_events
 
 
 async def test_outbound_event_gets_order_state_and_stock_of_its_skus(

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from gateway.simulator.app import create_app
-from tests.simulator.conftest import serving
+from tests.simulation import Sim, serving
 
-from .conftest import ClientFactory, Sim, world_config
+from .conftest import ClientFactory, world_config
 
 ORDERS = 2500  # created over the 3 days before the simulator starts: > 1,000 per window
 

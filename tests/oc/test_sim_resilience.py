@@ -13,9 +13,10 @@ from gateway.errors import OcTransient
 from gateway.oc.breaker import BreakerState
 from gateway.oc.enricher import OcEnricher
 from gateway.ops.metrics import Metrics
+from tests.simulation import Sim
 from tests.simulator.conftest import wait_for
 
-from .conftest import ClientFactory, Sim, outbound_events, return_events, sample
+from .conftest import ClientFactory, outbound_events, return_events, sample
 from .fakes import JumpClock
 
 

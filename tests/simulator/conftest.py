@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -24,6 +21,7 @@ from gateway.simulator.app import create_app, simulator_of
 from gateway.simulator.data import WorldSize
 from gateway.simulator.signing import oc_request_headers
 from gateway.simulator.state import Simulator, SimulatorConfig
+from tests.simulation import serving
 
 CLIENT_KEY = "test-client-key"
 SECRET_KEY = "test-secret-key"
@@ -44,30 +42,6 @@ async def wait_for(
         if time.monotonic() > deadline:
             pytest.fail(f"condition not met within {timeout_s} s")
         await asyncio.sleep(0.01)
-
-
-@asynccontextmanager
-async def serving(app: Starlette) -> AsyncIterator[str]:
-    """Serve `app` on a free 127.0.0.1 port; yields its base URL; stops it on exit."""
-    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose
-    # protocol says TCP, and without it every response waits out a delayed ACK (~40 ms).
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    config = uvicorn.Config(
-        app, lifespan="off", log_level="warning", access_log=False, ws="none", http="h11"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[listener]))
-    try:
-        await wait_for(lambda: server.started or task.done())
-        if task.done():
-            task.result()
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        listener.close()
 
 
 @dataclass

@@ -12,8 +12,9 @@ from gateway.simulator.app import create_app, simulator_of
 from gateway.simulator.state import SimulatorConfig
 from schemas import oc_api
 from schemas.tolerant import format_oc_datetime
+from tests.simulation import serving
 
-from .conftest import CLIENT_KEY, SECRET_KEY, OcClient, RunningSimulator, serving
+from .conftest import CLIENT_KEY, SECRET_KEY, OcClient, RunningSimulator
 
 
 def _t(moment: datetime) -> str:

@@ -1,0 +1,99 @@
+"""The OC simulator (and any ASGI app) served on a real 127.0.0.1 socket for tests,
+and `Sim`, a handle that drives it only through its HTTP control API."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+
+from gateway.simulator.app import create_app
+from gateway.simulator.state import SimulatorConfig
+
+
+async def _until(condition: Any, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s} s")
+        await asyncio.sleep(0.01)
+
+
+@asynccontextmanager
+async def serving(app: Starlette) -> AsyncIterator[str]:
+    """Serve `app` on a free 127.0.0.1 port; yields its base URL; stops it on exit."""
+    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose
+    # protocol says TCP, and without it every response waits out a delayed ACK (~40 ms).
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    config = uvicorn.Config(
+        app, lifespan="off", log_level="warning", access_log=False, ws="none", http="h11"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[listener]))
+    try:
+        await _until(lambda: server.started or task.done())
+        if task.done():
+            task.result()
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        listener.close()
+
+
+@dataclass
+class Sim:
+    """The running simulator, driven only through its HTTP control API."""
+
+    url: str
+    control: httpx.AsyncClient
+
+    async def faults(self, **changes: Any) -> None:
+        response = await self.control.post("/_sim/faults", json=changes)
+        response.raise_for_status()
+
+    async def reset(self) -> None:
+        for path in ("/_sim/faults/reset", "/_sim/stats/reset"):
+            (await self.control.post(path)).raise_for_status()
+
+    async def stats(self) -> dict[str, Any]:
+        response = await self.control.get("/_sim/stats")
+        response.raise_for_status()
+        stats: dict[str, Any] = response.json()
+        return stats
+
+    async def count(self, endpoint: str, outcome: str | None = None) -> int:
+        entry = (await self.stats())["endpoints"].get(endpoint)
+        if entry is None:
+            return 0
+        return int(entry["requests"] if outcome is None else entry["outcomes"].get(outcome, 0))
+
+    async def expire_tokens(self) -> None:
+        (await self.control.post("/_sim/tokens/expire")).raise_for_status()
+
+    async def callbacks(self, count: int, kind: str) -> list[bytes]:
+        response = await self.control.post(
+            "/_sim/callbacks/next", params={"count": count, "kind": kind}
+        )
+        response.raise_for_status()
+        return [c["body"].encode() for c in response.json()["callbacks"]]
+
+
+@asynccontextmanager
+async def running_simulator(config: SimulatorConfig) -> AsyncIterator[Sim]:
+    """A simulator built from `config`, served on a free port, with a control client."""
+    async with (
+        serving(create_app(config)) as url,
+        httpx.AsyncClient(base_url=url, timeout=10) as control,
+    ):
+        yield Sim(url, control)
