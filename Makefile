@@ -69,9 +69,11 @@ kafka: venv ## Start a local Kafka broker in the background; prints BOOTSTRAP=..
 kafka-stop: ## Stop the broker `make kafka` started
 	@$(PYTHON) tools/kafka_broker.py stop
 
-.PHONY: schemas
-schemas: venv ## Regenerate schemas/jsonschema/ and schemas/asyncapi.yaml from the models
+.PHONY: generate
+generate: venv ## Regenerate what is derived from the code: event schemas, AsyncAPI, settings docs
 	$(BIN)/python -m schemas.generate
+	$(BIN)/gateway settings --update README.md
+	$(BIN)/python -m tests.deploy.settings_schema --write
 
 .PHONY: clean
 clean: ## Remove environments, caches and local state

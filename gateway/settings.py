@@ -227,6 +227,11 @@ class Settings(BaseSettings):
         description="How long an event waits for enrichment before it is published "
         "without it (a follow-up event brings the enrichment later).",
     )
+    enrich_followup_delay_s: float = Field(
+        5.0,
+        gt=0,
+        description="First retry of a follow-up enrichment; the delay doubles up to 5 minutes.",
+    )
     enrich_followup_max_age_s: float = Field(
         86400.0, gt=0, description="How long follow-up enrichment keeps trying before the DLQ."
     )

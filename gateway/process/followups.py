@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from gateway.process.handler import CallbackHandler
 
 _MAX_PER_BATCH = 50
-_BACKOFF_BASE_S = 5.0
 _BACKOFF_MAX_S = 300.0
 
 
@@ -40,9 +39,9 @@ def _at(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
-def next_attempt_ms(now_ms: int, attempts: int) -> int:
-    """Exponential backoff with jitter, capped: 5 s, 10 s, 20 s ... 5 min."""
-    delay = min(_BACKOFF_MAX_S, _BACKOFF_BASE_S * 2 ** max(0, attempts - 1))
+def next_attempt_ms(now_ms: int, attempts: int, first_s: float) -> int:
+    """Exponential backoff with jitter, capped: first_s, 2 first_s, 4 first_s ... 5 min."""
+    delay = min(_BACKOFF_MAX_S, first_s * 2 ** max(0, attempts))
     return now_ms + int(delay * random.uniform(0.8, 1.2) * 1000)
 
 
@@ -65,7 +64,9 @@ async def run_follow_ups(
         remaining = [f for f in state.followups if f.event_id != follow_up.event_id]
         if result.missing and not given_up:
             follow_up.attempts += 1
-            follow_up.next_ms = next_attempt_ms(now_ms, follow_up.attempts)
+            follow_up.next_ms = next_attempt_ms(
+                now_ms, follow_up.attempts, handler.settings.enrich_followup_delay_s
+            )
             remaining.append(follow_up)
         else:
             outputs.setdefault(partition, []).extend(_publish(handler, key, follow_up, result))

@@ -50,7 +50,6 @@ from schemas.events import (
     StockLevel,
 )
 
-_FOLLOW_UP_FIRST_S = 5.0
 T = TypeVar("T")
 E = TypeVar("E", OutboundEnrichment, ReturnEnrichment)
 logger = get_logger("gateway.process")
@@ -340,7 +339,7 @@ class CallbackHandler:
                 occurred_at_ms=int(occurred.timestamp() * 1000),
                 received_at_ms=int(ctx.received_at.timestamp() * 1000),
                 first_ms=now_ms,
-                next_ms=now_ms + int(_FOLLOW_UP_FIRST_S * 1000),
+                next_ms=now_ms + int(self._settings.enrich_followup_delay_s * 1000),
                 detail=detail,
             )
         )

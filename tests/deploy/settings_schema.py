@@ -9,6 +9,8 @@ Print the expected block with `.venv/bin/python -m tests.deploy.settings_schema`
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 from typing import Any
 
 from gateway.settings import Settings
@@ -91,5 +93,17 @@ def expected_config_schema() -> dict[str, Any]:
     }
 
 
+def write_chart_schema(path: Path) -> None:
+    """Rewrite the `config` block of the chart's values.schema.json from the model."""
+    schema = json.loads(path.read_text())
+    schema["properties"]["config"] = expected_config_schema()
+    path.write_text(json.dumps(schema, indent=2) + "\n")
+
+
 if __name__ == "__main__":
-    print(json.dumps(expected_config_schema(), indent=2))  # noqa: T201 - a developer aid
+    if "--write" in sys.argv:
+        from .chart import CHART
+
+        write_chart_schema(CHART / "values.schema.json")
+    else:
+        print(json.dumps(expected_config_schema(), indent=2))  # noqa: T201 - a developer aid

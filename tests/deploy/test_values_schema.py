@@ -33,7 +33,7 @@ def test_config_schema_mirrors_the_settings_model(schema: dict[str, Any]) -> Non
     stale = set(committed["properties"]) - set(expected["properties"])
     assert committed == expected, (
         f"values.schema.json `config` is out of date (missing {sorted(missing)}, not settings "
-        f"{sorted(stale)}); paste the output of `.venv/bin/python -m tests.deploy.settings_schema`"
+        f"{sorted(stale)}); run `make generate`"
     )
 
 
