@@ -131,6 +131,19 @@ class KafkaTopicReader:
                 self.records.extend(messages)
         return self.records
 
+    async def read_until_true(
+        self, done: Callable[[list[Any]], bool], timeout_s: float = 60.0
+    ) -> list[Any]:
+        """Read until `done(records)` holds; fail after `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while not done(self.records):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(self.records)} records, condition not met")
+            batch = await self._consumer.getmany(timeout_ms=500)
+            for messages in batch.values():
+                self.records.extend(messages)
+        return self.records
+
     async def drain(self, quiet_s: float = 1.0) -> list[Any]:
         """Everything until no record arrived for `quiet_s` (to prove none extra came)."""
         while True:

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import uvicorn
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from gateway.simulator.app import create_app
 from gateway.simulator.state import SimulatorConfig
@@ -28,7 +28,7 @@ async def _until(condition: Any, timeout_s: float = 10.0) -> None:
 
 
 @asynccontextmanager
-async def serving(app: Starlette) -> AsyncIterator[str]:
+async def serving(app: ASGIApp) -> AsyncIterator[str]:
     """Serve `app` on a free 127.0.0.1 port; yields its base URL; stops it on exit."""
     # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose
     # protocol says TCP, and without it every response waits out a delayed ACK (~40 ms).
