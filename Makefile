@@ -75,6 +75,18 @@ generate: venv ## Regenerate what is derived from the code: event schemas, Async
 	$(BIN)/gateway settings --update README.md
 	$(BIN)/python -m tests.deploy.settings_schema --write
 
+.PHONY: bench
+bench: venv ## Benchmark both logs against the HTTP and broker ceilings (bench/results/)
+	$(BIN)/python -m bench bench $(BENCH_ARGS)
+
+.PHONY: faults
+faults: venv ## Fault runs under load, each audited by an independent consumer (bench/results/)
+	$(BIN)/python -m bench faults $(BENCH_ARGS)
+
+.PHONY: bench-smoke
+bench-smoke: venv ## The short benchmark and fault run that the test suite runs
+	$(BIN)/pytest tests/bench -q
+
 .PHONY: clean
 clean: ## Remove environments, caches and local state
 	rm -rf .venv .cache .run .data tools/kafka-broker/libs node_modules

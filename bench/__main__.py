@@ -1,0 +1,108 @@
+"""python -m bench {bench,faults,install}: see bench/README.md."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import benchmark, faults, profile, report
+from bench.install import ensure_vegeta
+from bench.machine import describe
+from bench.services import REPO
+
+RESULTS = REPO / "bench" / "results"
+OUT = REPO / "bench" / "out"
+
+
+def _run_dir(kind: str) -> Path:
+    path = OUT / f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _header(shared: bool) -> dict[str, Any]:
+    installed = ensure_vegeta()
+    return {
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {**describe(), "shared_with_other_work": shared},
+        "load_tool": {
+            "name": "vegeta",
+            "version": installed.version,
+            "built_now_s": None if installed.build_s is None else round(installed.build_s, 1),
+            "path": str(installed.path.relative_to(REPO)),
+        },
+    }
+
+
+def _plan(args: argparse.Namespace) -> benchmark.Plan:
+    if args.quick:
+        return benchmark.Plan(
+            rates=(250, 1000),
+            step_s=5.0,
+            saturation_s=5.0,
+            bare_step_s=3.0,
+            warmup_s=2.0,
+            producer_perf_records=20_000,
+        )
+    return benchmark.Plan()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_bench = sub.add_parser("bench", help="throughput, latency, OC calls, CPU, memory")
+    run_bench.add_argument("--quick", action="store_true", help="short steps (development)")
+    run_faults = sub.add_parser("faults", help="fault runs with an independent audit")
+    run_faults.add_argument("--only", action="append", choices=sorted(faults.SCENARIOS))
+    run_faults.add_argument("--quick", action="store_true", help="short runs (development)")
+    for command in (run_bench, run_faults):
+        command.add_argument("--results", type=Path, default=RESULTS)
+        command.add_argument("--shared", action="store_true", help="note: machine was shared")
+    sub.add_parser("install", help="build the load tool (vegeta) if needed")
+    run_profile = sub.add_parser("profile", help="the gateway under pyinstrument, under load")
+    run_profile.add_argument("--log", choices=benchmark.MODES, default="kafka")
+    run_profile.add_argument("--rate", type=int, default=800)
+    run_profile.add_argument("--seconds", type=float, default=15.0)
+    args = parser.parse_args(argv)
+
+    if args.command == "install":
+        installed = ensure_vegeta()
+        print(installed.path)
+        return 0
+    if args.command == "profile":
+        out = _run_dir("profile")
+        figures = asyncio.run(
+            profile.run(args.log, args.rate, args.seconds, out, ensure_vegeta().path)
+        )
+        print(json.dumps(figures, indent=2))
+        return 0
+    header = _header(args.shared)
+    out = _run_dir(args.command)
+    if args.command == "bench":
+        section: dict[str, Any] = asyncio.run(benchmark.run(_plan(args), out, header_tool(header)))
+        key = "benchmark"
+    else:
+        names = args.only or sorted(faults.SCENARIOS)
+        section = asyncio.run(faults.run(names, out, header_tool(header), quick=args.quick))
+        key = "faults"
+    section = {**header, **section, "run_dir": str(out.relative_to(REPO))}
+    (out / f"{key}.json").write_text(json.dumps(section, indent=2))
+    report.update(args.results, key, section)
+    print(f"results: {args.results / 'summary.md'}")
+    failed = report.failures(section, key)
+    for line in failed:
+        print(f"FAILED: {line}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def header_tool(header: dict[str, Any]) -> Path:
+    return REPO / str(header["load_tool"]["path"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,272 @@
+"""`make bench`: the gateway on the Kafka log and on the embedded log, and the two ceilings.
+
+For each log: a fixed-arrival-rate sweep (ack latency, end-to-end latency, OC calls, CPU
+and memory per step), then saturation (as many callbacks as 64 concurrent senders get
+answered). In the same run: the bare Starlette app (the HTTP ceiling) under the same load,
+and Kafka's ProducerPerformance with the same record size (the broker ceiling).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import producer_perf, vegeta
+from bench.audit import audit, end_to_end, enrichment_mix
+from bench.procstat import Sampler, sample
+from bench.services import (
+    Gateway,
+    GatewayConfig,
+    Service,
+    bare_app,
+    service_url,
+    simulator,
+)
+from bench.targets import Callback, fetch_callbacks, payload_bytes, write_targets
+from bench.topics import KafkaReader, Reader, SeenDeliveries, SqliteReader, Watching
+from tools.kafka_broker import Broker, start_broker
+
+MODES = ("kafka", "embedded")
+
+
+@dataclass(frozen=True)
+class Plan:
+    rates: tuple[int, ...] = (250, 500, 1000, 2000)
+    step_s: float = 20.0
+    saturation_s: float = 15.0
+    saturation_workers: int = 64
+    bare_step_s: float = 10.0
+    warmup_rate: int = 200
+    warmup_s: float = 3.0
+    oc_latency_ms: float = 50.0
+    seed: int = 7
+    modes: tuple[str, ...] = MODES
+    producer_perf_records: int = 200_000
+    catch_up_timeout_s: float = 180.0
+    references: bool = True
+    # A step is sustained when at least this share of the offered rate was answered 200
+    # (with at most 1% other answers); the sweep stops after the first one that is not.
+    sustained_share: float = 0.9
+
+
+@dataclass
+class Context:
+    plan: Plan
+    out: Path
+    vegeta: Path
+    simulator_url: str
+    broker: Broker | None
+    payloads: list[int] = field(default_factory=list)
+
+    def callbacks(self, count: int) -> list[Callback]:
+        found = fetch_callbacks(self.simulator_url, count)
+        self.payloads += [len(c.body) for c in found]
+        return found
+
+
+def _targets(
+    ctx: Context, name: str, url: str, rate: int, seconds: float
+) -> tuple[Path, list[Callback]]:
+    # A few more than the attack can use, so vegeta never runs out (and never repeats one).
+    count = math.ceil(rate * seconds * 1.02) + 50
+    callbacks = ctx.callbacks(count)
+    path = ctx.out / "targets" / f"{name}.jsonl"
+    write_targets(path, url, callbacks)
+    return path, callbacks
+
+
+def _sim_requests(url: str) -> int:
+    total: int = httpx.get(f"{url}/_sim/stats", timeout=10).json()["total"]
+    return total
+
+
+async def step(
+    ctx: Context,
+    gateway: Gateway,
+    watching: Watching,
+    name: str,
+    rate: int,
+    seconds: float,
+    workers: int = 64,
+) -> dict[str, Any]:
+    """One attack on the gateway, then wait until every accepted callback's event is out."""
+    path, callbacks = await asyncio.to_thread(
+        _targets, ctx, name, f"{gateway.url}/webhooks/oc/outbound", rate or 4000, seconds
+    )
+    delivery = {c.message_id: c.delivery_id for c in callbacks}
+    oc_before = await asyncio.to_thread(_sim_requests, ctx.simulator_url)
+    before = sample(gateway.pid)
+    attack = vegeta.Attack(name, rate, seconds, workers=workers)
+    with Sampler(gateway.pid) as sampler:
+        result = await asyncio.to_thread(vegeta.run, ctx.vegeta, attack, path, ctx.out)
+        sent_at = {delivery[m]: at for m, at in result.accepted().items()}
+        seen = SeenDeliveries(watching.reader.records)
+        caught_up = await watching.wait_for(
+            lambda: seen.covers(sent_at), ctx.plan.catch_up_timeout_s
+        )
+    after = sample(gateway.pid)
+    oc_calls = await asyncio.to_thread(_sim_requests, ctx.simulator_url) - oc_before
+    accepted = len(sent_at)
+    per_k = 1000 / accepted if accepted else float("nan")
+    checked = audit(sent_at, delivery.values(), watching.reader.records, "-")
+    answered = result.summary()
+    refused = len(result.answers) - len(result.ok())
+    sustained = rate == 0 or (
+        result.throughput() >= ctx.plan.sustained_share * rate
+        and refused <= 0.01 * len(result.answers)
+    )
+    return {
+        **answered,
+        "sustained": sustained,
+        "caught_up": caught_up,
+        "e2e_latency_ms": end_to_end(sent_at, watching.reader.records).as_ms(),
+        "oc_calls": oc_calls,
+        "oc_calls_per_1000": round(oc_calls * per_k, 1),
+        "cpu_s": round(after.cpu_s - before.cpu_s, 2),
+        "cpu_s_per_1000": round((after.cpu_s - before.cpu_s) * per_k, 3),
+        "rss_peak_bytes": sampler.max_rss_bytes,
+        "missing": checked.missing,
+        "duplicates": checked.duplicates,
+        "enrichment": enrichment_mix(
+            r for r in watching.reader.records if r.delivery_id in sent_at
+        ),
+    }
+
+
+def reader_for(mode: str, config: GatewayConfig, bootstrap: str | None) -> Reader:
+    env = config.env(0, 0)
+    outbound = env["GATEWAY_TOPIC_OUTBOUND"]
+    if mode == "kafka":
+        assert bootstrap is not None
+        return KafkaReader(bootstrap, [outbound], frozenset({outbound}))
+    return SqliteReader(config.data_dir / "log.sqlite3", [outbound], frozenset({outbound}))
+
+
+async def bench_mode(ctx: Context, mode: str) -> dict[str, Any]:
+    plan = ctx.plan
+    bootstrap = ctx.broker.bootstrap if mode == "kafka" and ctx.broker else None
+    config = GatewayConfig(
+        data_dir=ctx.out / f"data-{mode}",
+        suffix=f"{mode}-{uuid.uuid4().hex[:8]}",
+        bootstrap=bootstrap,
+        oc_url=ctx.simulator_url,
+    )
+    gateway = Gateway(config, ctx.out / f"gateway-{mode}.log")
+    await asyncio.to_thread(gateway.start)
+    steps: list[dict[str, Any]] = []
+    try:
+        with Sampler(gateway.pid) as whole:
+            async with Watching(reader_for(mode, config, bootstrap)) as watching:
+                await step(
+                    ctx, gateway, watching, f"{mode}-warmup", plan.warmup_rate, plan.warmup_s
+                )
+                for rate in plan.rates:
+                    print(f"[{mode}] {rate}/s for {plan.step_s:.0f} s", flush=True)
+                    steps.append(
+                        await step(ctx, gateway, watching, f"{mode}-{rate}", rate, plan.step_s)
+                    )
+                    if not steps[-1]["sustained"]:
+                        print(f"[{mode}] {rate}/s not sustained; higher rates skipped")
+                        break
+                print(f"[{mode}] saturation for {plan.saturation_s:.0f} s", flush=True)
+                saturation = await step(
+                    ctx,
+                    gateway,
+                    watching,
+                    f"{mode}-saturation",
+                    0,
+                    plan.saturation_s,
+                    plan.saturation_workers,
+                )
+        final = sample(gateway.pid)
+    finally:
+        code = await asyncio.to_thread(gateway.stop)
+    return {
+        "log": mode,
+        "rates": steps,
+        "saturation": saturation,
+        "peak_rss_bytes": max(whole.max_rss_bytes, final.peak_rss_bytes),
+        "exit_code": code,
+    }
+
+
+async def bench_bare(ctx: Context) -> dict[str, Any]:
+    plan = ctx.plan
+    app = bare_app(ctx.out)
+    await asyncio.to_thread(app.start)
+    url = f"{service_url(app)}/webhooks/oc/outbound"
+    steps = []
+    try:
+        for rate in plan.rates:
+            print(f"[bare] {rate}/s for {plan.bare_step_s:.0f} s", flush=True)
+            steps.append(await _attack_only(ctx, app, url, f"bare-{rate}", rate, plan.bare_step_s))
+        print(f"[bare] saturation for {plan.saturation_s:.0f} s", flush=True)
+        saturation = await _attack_only(
+            ctx, app, url, "bare-saturation", 0, plan.saturation_s, plan.saturation_workers
+        )
+    finally:
+        await asyncio.to_thread(app.stop)
+    return {"rates": steps, "saturation": saturation}
+
+
+async def _attack_only(
+    ctx: Context, app: Service, url: str, name: str, rate: int, seconds: float, workers: int = 64
+) -> dict[str, Any]:
+    path, _ = await asyncio.to_thread(_targets, ctx, name, url, rate or 6000, seconds)
+    before = sample(app.pid)
+    attack = vegeta.Attack(name, rate, seconds, workers=workers)
+    result = await asyncio.to_thread(vegeta.run, ctx.vegeta, attack, path, ctx.out)
+    after = sample(app.pid)
+    ok = len(result.ok())
+    return {
+        **result.summary(),
+        "cpu_s_per_1000": round((after.cpu_s - before.cpu_s) * 1000 / ok, 3) if ok else None,
+    }
+
+
+async def run(
+    plan: Plan, out: Path, vegeta_path: Path, broker: Broker | None = None
+) -> dict[str, Any]:
+    """Run the plan; with `broker` given, use it (and leave it running)."""
+    await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
+    sim, sim_url = simulator(out, plan.seed, plan.oc_latency_ms)
+    await asyncio.to_thread(sim.start)
+    own_broker = broker is None
+    try:
+        if broker is None and ("kafka" in plan.modes or plan.references):
+            broker = await asyncio.to_thread(start_broker, out / "kafka")
+        ctx = Context(plan, out, vegeta_path, sim_url, broker)
+        started = time.time()
+        modes = {mode: await bench_mode(ctx, mode) for mode in plan.modes}
+        references: dict[str, Any] = {}
+        if plan.references:
+            references["bare_starlette"] = await bench_bare(ctx)
+            assert broker is not None
+            size = round(sum(ctx.payloads) / len(ctx.payloads))
+            print(f"[kafka] ProducerPerformance, {size}-byte records", flush=True)
+            references["kafka_producer_perf"] = await asyncio.to_thread(
+                producer_perf.run,
+                broker.bootstrap,
+                f"bench.perf.{uuid.uuid4().hex[:8]}",
+                plan.producer_perf_records,
+                size,
+                out / "producer-perf.log",
+            )
+        return {
+            "plan": asdict(plan),
+            "duration_s": round(time.time() - started, 1),
+            "payload_bytes": payload_bytes(ctx.payloads),
+            "modes": modes,
+            "references": references,
+        }
+    finally:
+        if broker is not None and own_broker:
+            await asyncio.to_thread(broker.stop)
+        await asyncio.to_thread(sim.stop)

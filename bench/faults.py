@@ -1,0 +1,290 @@
+"""`make faults`: break things under load, then audit what OC was told against the topics.
+
+Each scenario runs the gateway on Kafka with the simulator as OC (50 ms latency), sends
+OC-signed callbacks with vegeta at a fixed rate, applies its fault at fixed times after
+the load started, waits (polling, with a deadline) until every accepted callback's
+event is visible, and audits with an independent read_committed consumer (audit.py).
+
+- broker-kill: the broker is SIGKILLed and restarted; ingest answers from the spool.
+- gateway-sigkill: the gateway is SIGKILLed and restarted at once on the same ports.
+- oc-down: OC answers 503 for a minute; events go out marked not (fully) enriched and the
+  follow-up `*.enriched` events come once OC is back.
+- spool-full: the broker is killed with a small spool cap; once the spool is full the
+  gateway answers 503; the broker comes back, the spool drains, 200s resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import vegeta
+from bench.audit import ENRICHED_TYPES, STATUS_TYPES, audit, enrichment_mix, status_events
+from bench.services import Gateway, GatewayConfig, simulator
+from bench.stats import per_second
+from bench.targets import fetch_callbacks, payload_bytes, write_targets
+from bench.topics import KafkaReader, SeenDeliveries, Watching
+from tools.kafka_broker import Broker, start_broker
+
+OC_LATENCY_MS = 50.0
+
+
+@dataclass
+class Run:
+    """What a scenario's actions need, and the times they noted."""
+
+    name: str
+    broker: Broker
+    gateway: Gateway
+    simulator_url: str
+    started: float = 0.0
+    marks: dict[str, float] = field(default_factory=dict)
+
+    def mark(self, label: str) -> None:
+        self.marks[label] = time.time()
+
+
+Action = Callable[[Run], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    rate: int
+    seconds: float
+    actions: tuple[tuple[float, Action], ...]  # (seconds after the load started, action)
+    gateway_env: tuple[tuple[str, str], ...] = ()
+    settle_timeout_s: float = 300.0
+
+
+async def _kill_broker(run: Run) -> None:
+    await asyncio.to_thread(run.broker.kill)
+    run.mark("broker killed")
+
+
+async def _restart_broker(run: Run) -> None:
+    await asyncio.to_thread(run.broker.restart)
+    run.mark("broker back")
+
+
+async def _kill_gateway(run: Run) -> None:
+    await asyncio.to_thread(run.gateway.kill)
+    run.mark("gateway killed")
+    await asyncio.to_thread(run.gateway.start, 120.0)
+    run.mark("gateway ready")
+
+
+def _oc_down(seconds: float) -> Action:
+    async def act(run: Run) -> None:
+        async with httpx.AsyncClient(base_url=run.simulator_url) as client:
+            response = await client.post("/_sim/faults", json={"outage_for_s": seconds})
+            response.raise_for_status()
+        run.mark("OC down")
+        run.marks["OC back"] = time.time() + seconds
+
+    return act
+
+
+def scenarios(quick: bool = False) -> dict[str, Scenario]:
+    """The four runs; `quick` shortens them for the test suite's smoke run."""
+    q = 0.25 if quick else 1.0
+    return {
+        s.name: s
+        for s in (
+            Scenario(
+                "broker-kill",
+                200,
+                45 * q,
+                ((10 * q, _kill_broker), (25 * q, _restart_broker)),
+                (("GATEWAY_KAFKA_APPEND_TIMEOUT_S", "1.0"),),
+            ),
+            Scenario("gateway-sigkill", 200, 30 * q, ((10 * q, _kill_gateway),)),
+            Scenario(
+                "oc-down",
+                100,
+                90 * q,
+                ((10 * q, _oc_down(60 * q)),),
+                settle_timeout_s=600.0,
+            ),
+            Scenario(
+                "spool-full",
+                100,
+                40 * q,
+                ((5 * q, _kill_broker), (25 * q, _restart_broker)),
+                (("GATEWAY_SPOOL_MAX_BYTES", "600000"), ("GATEWAY_KAFKA_APPEND_TIMEOUT_S", "1.0")),
+            ),
+        )
+    }
+
+
+SCENARIOS = scenarios()
+
+
+async def _act(run: Run, actions: tuple[tuple[float, Action], ...]) -> None:
+    for at, action in sorted(actions, key=lambda a: a[0]):
+        # A load schedule, not a wait for a condition: the fault happens at a fixed time.
+        await asyncio.sleep(max(0.0, run.started + at - time.time()))
+        await action(run)
+
+
+def _recovery(
+    name: str,
+    run: Run,
+    accepted: dict[str, float],
+    answers: list[vegeta.Answer],
+    seen: dict[str, float],
+) -> dict[str, float]:
+    """Seconds from the end of the fault to: 200s again, and every event published."""
+    end_label = {
+        "broker-kill": "broker back",
+        "gateway-sigkill": "gateway killed",
+        "oc-down": "OC back",
+        "spool-full": "broker back",
+    }[name]
+    end = run.marks.get(end_label)
+    if end is None:
+        return {}
+    out: dict[str, float] = {}
+    if name in ("gateway-sigkill", "spool-full"):
+        start = run.marks.get("gateway killed", run.marks.get("broker killed", end))
+        refused = [a.sent_at for a in answers if a.code != 200 and a.sent_at >= start]
+        later_ok = [
+            a.sent_at + a.latency_s
+            for a in answers
+            if a.code == 200 and refused and a.sent_at > min(refused)
+        ]
+        if refused and later_ok:
+            out["answers_200_again"] = round(min(later_ok) - end, 2)
+    before = [seen[d] for d, at in accepted.items() if at <= end and d in seen]
+    if before:
+        out["events_caught_up"] = round(max(0.0, max(before) - end), 2)
+    return out
+
+
+async def run_scenario(
+    scenario: Scenario, out: Path, vegeta_path: Path, broker: Broker
+) -> dict[str, Any]:
+    run_dir = out / scenario.name
+    sim, sim_url = simulator(run_dir, 7, OC_LATENCY_MS)
+    await asyncio.to_thread(sim.start)
+    suffix = f"{scenario.name}-{uuid.uuid4().hex[:8]}"
+    config = GatewayConfig(
+        run_dir / "data", suffix, broker.bootstrap, sim_url, dict(scenario.gateway_env)
+    )
+    gateway = Gateway(config, run_dir / "gateway.log")
+    try:
+        await asyncio.to_thread(gateway.start)
+        count = int(scenario.rate * scenario.seconds * 1.02) + 50
+        callbacks = await asyncio.to_thread(fetch_callbacks, sim_url, count)
+        targets = run_dir / "targets.jsonl"
+        await asyncio.to_thread(
+            write_targets, targets, f"{gateway.url}/webhooks/oc/outbound", callbacks
+        )
+        delivery = {c.message_id: c.delivery_id for c in callbacks}
+        env = config.env(0, 0)
+        raw, outbound = env["GATEWAY_TOPIC_RAW"], env["GATEWAY_TOPIC_OUTBOUND"]
+        reader = KafkaReader(
+            broker.bootstrap, [raw, outbound, env["GATEWAY_TOPIC_INVENTORY"]], frozenset({outbound})
+        )
+        attack = vegeta.Attack(
+            scenario.name, scenario.rate, scenario.seconds, workers=32, timeout_s=10.0
+        )
+        state = Run(scenario.name, broker, gateway, sim_url)
+        async with Watching(reader) as watching:
+            process = vegeta.start(vegeta_path, attack, targets, run_dir)
+            state.started = time.time()
+            print(f"[{scenario.name}] {scenario.rate}/s for {scenario.seconds:.0f} s", flush=True)
+            await _act(state, scenario.actions)
+            await asyncio.to_thread(process.wait)
+            result = await asyncio.to_thread(vegeta.collect, vegeta_path, attack, run_dir)
+            accepted = {delivery[m]: at for m, at in result.accepted().items()}
+            progress = SeenDeliveries(reader.records)
+            settled = await watching.wait_for(
+                lambda: progress.covers(accepted) and _followed_up(reader.records),
+                scenario.settle_timeout_s,
+            )
+            settled_at = time.time()
+            # Then read on until nothing new arrives for 3 s, so late duplicates show.
+            await watching.wait_for(_Quiet(reader.records, 3.0), 60.0)
+        seen = {d: r.at for d, r in status_events(reader.records).items()}
+        checked = audit(accepted, delivery.values(), reader.records, raw)
+        origin = state.started
+        return {
+            "log": "kafka",
+            "rate": scenario.rate,
+            "duration_s": scenario.seconds,
+            "codes": result.codes,
+            "settled": settled,
+            "settle_s": round(settled_at - (origin + scenario.seconds), 1),
+            "audit": checked.as_dict(),
+            "enrichment": enrichment_mix(r for r in reader.records if r.delivery_id in accepted),
+            "recovery_s": _recovery(scenario.name, state, accepted, result.answers, seen),
+            "marks": {k: round(v - origin, 2) for k, v in state.marks.items()},
+            "per_second": {
+                "accepted": per_second((a.sent_at + a.latency_s for a in result.ok()), origin),
+                "refused": per_second(
+                    (a.sent_at + a.latency_s for a in result.answers if a.code != 200), origin
+                ),
+                "published": per_second(seen.values(), origin),
+            },
+            "payload_bytes": payload_bytes([len(c.body) for c in callbacks]),
+        }
+    finally:
+        await asyncio.to_thread(gateway.stop)
+        await asyncio.to_thread(sim.stop)
+        if not broker.process or broker.process.poll() is not None:
+            await asyncio.to_thread(broker.restart)
+
+
+def _followed_up(records: list[Any]) -> bool:
+    owed = {
+        r.event_id
+        for r in records
+        if r.ce_type in STATUS_TYPES and r.enrichment in ("partial", "unavailable")
+    }
+    done = {r.enriches for r in records if r.ce_type in ENRICHED_TYPES}
+    return owed <= done
+
+
+class _Quiet:
+    """True once `records` stopped growing for `seconds`."""
+
+    def __init__(self, records: list[Any], seconds: float) -> None:
+        self._records = records
+        self._seconds = seconds
+        self._count = len(records)
+        self._since = time.monotonic()
+
+    def __call__(self) -> bool:
+        if len(self._records) != self._count:
+            self._count, self._since = len(self._records), time.monotonic()
+        return time.monotonic() - self._since >= self._seconds
+
+
+async def run(
+    names: list[str],
+    out: Path,
+    vegeta_path: Path,
+    *,
+    quick: bool = False,
+    broker: Broker | None = None,
+) -> dict[str, Any]:
+    chosen = scenarios(quick)
+    own = broker is None
+    if broker is None:
+        broker = await asyncio.to_thread(start_broker, out / "kafka")
+    try:
+        results = {}
+        for name in names:
+            results[name] = await run_scenario(chosen[name], out, vegeta_path, broker)
+        return {"scenarios": results, "quick": quick}
+    finally:
+        if own:
+            await asyncio.to_thread(broker.stop)

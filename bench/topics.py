@@ -1,0 +1,186 @@
+"""An independent reader of the gateway's topics: what a `read_committed` consumer sees.
+
+It shares no code with the gateway's log: on Kafka it is a plain aiokafka consumer with
+`isolation_level="read_committed"` (no group, from the beginning); on the embedded log it
+reads the SQLite file read-only (SQLite readers only ever see committed transactions). It
+notes when each record became visible, which gives end-to-end latency, and keeps every
+record's identity for the audit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaConsumer
+
+_POLL_S = 0.005
+_DELIVERY_HEADER = "gw-delivery-id"
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """One record as the independent reader saw it."""
+
+    at: float  # epoch seconds when it became visible to the reader
+    topic: str
+    ce_id: str | None
+    ce_type: str | None
+    delivery_id: str | None  # raw records: gw-delivery-id; status events: deliveryId
+    enrichment: str | None = None  # status events: enrichment.status
+    enriches: str | None = None  # *.enriched events: the eventId they complete
+    event_id: str | None = None
+
+
+def _seen(at: float, topic: str, headers: dict[str, bytes], value: bytes, parse: bool) -> Seen:
+    ce_id = headers.get("ce_id")
+    ce_type = headers.get("ce_type")
+    if ce_id is None:  # a raw (or quarantine) record
+        delivery = headers.get(_DELIVERY_HEADER)
+        return Seen(at, topic, None, None, delivery.decode() if delivery else None)
+    document: dict[str, Any] = json.loads(value) if parse else {}
+    enrichment = document.get("enrichment")
+    return Seen(
+        at,
+        topic,
+        ce_id.decode(),
+        ce_type.decode() if ce_type else None,
+        document.get("deliveryId"),
+        enrichment.get("status") if isinstance(enrichment, dict) else None,
+        document.get("enrichesEventId"),
+        document.get("eventId"),
+    )
+
+
+class Reader(Protocol):
+    records: list[Seen]
+
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+
+@dataclass
+class KafkaReader:
+    bootstrap: str
+    topics: Sequence[str]
+    parse: frozenset[str]  # topics whose values are decoded (the others: headers only)
+    records: list[Seen] = field(default_factory=list)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        consumer = AIOKafkaConsumer(
+            *self.topics,
+            bootstrap_servers=self.bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            metadata_max_age_ms=1000,
+            fetch_max_wait_ms=50,
+        )
+        await consumer.start()
+        try:
+            while not stop.is_set():
+                batch = await consumer.getmany(timeout_ms=50, max_records=5000)
+                now = time.time()
+                for messages in batch.values():
+                    for m in messages:
+                        headers = {k: bytes(v) for k, v in (m.headers or ())}
+                        self.records.append(
+                            _seen(now, m.topic, headers, m.value or b"", m.topic in self.parse)
+                        )
+        finally:
+            await consumer.stop()
+
+
+@dataclass
+class SqliteReader:
+    path: Path
+    topics: Sequence[str]
+    parse: frozenset[str]
+    records: list[Seen] = field(default_factory=list)
+    _next: dict[str, int] = field(default_factory=dict)
+
+    def _poll(self, conn: sqlite3.Connection) -> int:
+        found = 0
+        for topic in self.topics:
+            rows = conn.execute(
+                "SELECT offset, headers, value FROM records "
+                "WHERE topic = ? AND offset >= ? ORDER BY offset LIMIT 5000",
+                (topic, self._next.get(topic, 0)),
+            ).fetchall()
+            now = time.time()
+            for offset, headers_text, value in rows:
+                headers = {k: v.encode("latin-1") for k, v in json.loads(headers_text)}
+                self.records.append(_seen(now, topic, headers, value, topic in self.parse))
+                self._next[topic] = offset + 1
+            found += len(rows)
+        return found
+
+    async def run(self, stop: asyncio.Event) -> None:
+        # The gateway is ready before a reader starts, so its file exists.
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        try:
+            while not stop.is_set():
+                try:
+                    found = await asyncio.to_thread(self._poll, conn)
+                except sqlite3.OperationalError:
+                    found = 0  # the file is being created or locked; try again
+                if not found:
+                    await asyncio.sleep(_POLL_S)
+        finally:
+            conn.close()
+
+
+class SeenDeliveries:
+    """The delivery ids a reader has seen so far, updated incrementally."""
+
+    def __init__(self, records: list[Seen]) -> None:
+        self._records = records
+        self._cursor = 0
+        self.ids: set[str] = set()
+
+    def covers(self, wanted: Iterable[str]) -> bool:
+        for record in self._records[self._cursor :]:
+            if record.delivery_id is not None and record.ce_id is not None:
+                self.ids.add(record.delivery_id)
+        self._cursor = len(self._records)
+        return all(d in self.ids for d in wanted)
+
+
+class Watching:
+    """Run a reader in the background: `async with Watching(reader):`."""
+
+    def __init__(self, reader: Reader) -> None:
+        self.reader = reader
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Watching:
+        self._task = asyncio.create_task(self.reader.run(self._stop))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def check(self) -> None:
+        """Raise the reader's error, if it died."""
+        if self._task is not None and self._task.done():
+            self._task.result()
+
+    async def wait_for(self, done: Any, timeout_s: float) -> bool:
+        """Poll `done()` (a plain predicate) until true or `timeout_s` passed."""
+        deadline = time.monotonic() + timeout_s
+        while not done():
+            self.check()
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.1)
+        return True

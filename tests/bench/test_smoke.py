@@ -1,0 +1,91 @@
+"""Smoke runs of the benchmark and of one fault run, so the harness keeps working.
+
+They check that the harness produced well-formed results and that the audit found
+nothing missing and nothing duplicated; they assert no timings (benchmarks are not tests).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import benchmark, faults, report
+from tools.kafka_broker import Broker
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+_PLAN = benchmark.Plan(
+    rates=(100,),
+    step_s=3.0,
+    saturation_s=2.0,
+    saturation_workers=8,
+    bare_step_s=1.0,
+    warmup_rate=50,
+    warmup_s=1.0,
+    producer_perf_records=2_000,
+    catch_up_timeout_s=60.0,
+)
+
+
+def _well_formed_step(step: dict[str, object]) -> None:
+    assert step["missing"] == 0
+    assert step["duplicates"] == 0
+    assert step["caught_up"] is True
+    ack = step["ack_latency_ms"]
+    assert isinstance(ack, dict)
+    assert ack["count"] > 0
+    e2e = step["e2e_latency_ms"]
+    assert isinstance(e2e, dict)
+    assert e2e["count"] == ack["count"]
+    assert isinstance(step["oc_calls_per_1000"], float)
+    assert isinstance(step["cpu_s_per_1000"], float)
+
+
+async def test_benchmark_smoke(tmp_path: Path, vegeta: Path, kafka_broker: Broker) -> None:
+    section = await benchmark.run(_PLAN, tmp_path / "run", vegeta, broker=kafka_broker)
+    results = report.update(tmp_path / "results", "benchmark", {**_header(), **section})
+
+    for mode in ("kafka", "embedded"):
+        figures = section["modes"][mode]
+        for step in [*figures["rates"], figures["saturation"]]:
+            _well_formed_step(step)
+        assert figures["peak_rss_bytes"] > 0
+    refs = section["references"]
+    assert refs["bare_starlette"]["saturation"]["ok_per_s"] > 0
+    assert refs["kafka_producer_perf"]["records_per_s"] > 0
+    assert set(results["benchmark"]["headline"]) == {"kafka", "embedded"}
+    assert report.failures(section, "benchmark") == []
+    written = json.loads((tmp_path / "results" / "results.json").read_text())
+    assert written["benchmark"]["payload_bytes"]["mean"] > 0
+    assert (tmp_path / "results" / "latency-vs-rate.png").stat().st_size > 0
+    assert "## Benchmark" in (tmp_path / "results" / "summary.md").read_text()
+
+
+async def test_fault_run_smoke(tmp_path: Path, vegeta: Path, kafka_broker: Broker) -> None:
+    section = await faults.run(
+        ["gateway-sigkill"], tmp_path / "run", vegeta, quick=True, broker=kafka_broker
+    )
+    report.update(tmp_path / "results", "faults", {**_header(), **section})
+
+    run = section["scenarios"]["gateway-sigkill"]
+    audit = run["audit"]
+    assert audit["accepted"] > 0
+    assert audit["missing"] == 0
+    assert audit["missing_raw"] == 0
+    assert audit["duplicates"] == 0
+    assert audit["present"] == audit["accepted"]
+    assert run["settled"] is True
+    assert {"gateway killed", "gateway ready"} <= set(run["marks"])
+    assert sum(run["per_second"]["accepted"]) == audit["accepted"]
+    assert (tmp_path / "results" / "fault-gateway-sigkill.png").stat().st_size > 0
+    assert report.failures(section, "faults") == []
+
+
+def _header() -> dict[str, object]:
+    return {
+        "generated_at": "smoke",
+        "machine": {"cpus": 2, "cpu_model": "test", "memory_bytes": 2**30, "git_commit": "x"},
+        "load_tool": {"name": "vegeta", "version": "test"},
+    }
