@@ -16,6 +16,7 @@ Handler = Callable[[argparse.Namespace], int]
 def build_parser() -> argparse.ArgumentParser:
     import gateway.commands.dlq
     import gateway.commands.events
+    import gateway.commands.reconcile
     import gateway.commands.replay
     import gateway.commands.settings_doc
     import gateway.serve
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     gateway.commands.events.register(commands)
     gateway.commands.dlq.register(commands)
     gateway.commands.replay.register(commands)
+    gateway.commands.reconcile.register(commands)
     gateway.simulator.cli.register(commands)
     gateway.commands.settings_doc.register(commands)
     return parser

@@ -23,8 +23,8 @@ from starlette.applications import Starlette
 from gateway.errors import ConfigurationError, LogUnavailable
 from gateway.ingest.service import IngestService
 from gateway.ingest.verify import Verifier, check_configured
-from gateway.log.base import Log
-from gateway.log.kafka import KafkaLog, check_partitions
+from gateway.log.base import Lease, Log, SoleLease
+from gateway.log.kafka import KafkaLease, KafkaLog, check_partitions
 from gateway.log.spool import SpoolingLog
 from gateway.log.sqlite import SqliteLog
 from gateway.oc.client import OcClient
@@ -34,6 +34,7 @@ from gateway.ops.logs import get_logger
 from gateway.ops.metrics import Metrics
 from gateway.process.handler import CallbackHandler
 from gateway.process.processor import Handler, Processor
+from gateway.process.reconcile import Reconciler
 from gateway.process.state import StateStore
 from gateway.settings import Settings
 
@@ -114,6 +115,7 @@ class Gateway:
     processor: Processor | None = field(init=False, default=None)
     oc_client: OcClient | None = field(init=False, default=None)
     enricher: OcEnricher | None = field(init=False, default=None)
+    reconciler: Reconciler | None = field(init=False, default=None)
     shutting_down: bool = field(init=False, default=False)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
     _lock: _DataDirLock | None = field(init=False, default=None)
@@ -153,6 +155,11 @@ class Gateway:
                 handler = self.wrap_handler(handler)
             self.processor = Processor(settings, self.log, store, handler, self.metrics)
             self._tasks.append(asyncio.create_task(self.processor.run(), name="processor"))
+            if self.oc_client is not None and settings.reconcile_enabled:
+                self.reconciler = Reconciler(
+                    settings, self.log, self.oc_client, self.metrics, self._lease()
+                )
+                self._tasks.append(asyncio.create_task(self.reconciler.run(), name="reconciler"))
         self._tasks.append(asyncio.create_task(self._refresh_gauges(), name="gauges"))
         self.metrics.ready.set(1)
         logger.info(
@@ -163,13 +170,21 @@ class Gateway:
             enrichment=self.enricher is not None,
         )
 
+    def _lease(self) -> Lease:
+        if isinstance(self.log, SpoolingLog):
+            group = f"{self.settings.kafka_consumer_group}-reconciler"
+            return KafkaLease(self.log.kafka, self.settings, group, self.settings.topic_lease)
+        return SoleLease()  # one embedded gateway per data directory
+
     async def stop(self) -> None:
         self.shutting_down = True
         self.metrics.ready.set(0)
         if self.processor is not None:
             await self.processor.stop()
+        if self.reconciler is not None:
+            await self.reconciler.stop()
         for task in self._tasks:
-            if task.get_name() != "processor":
+            if task.get_name() not in ("processor", "reconciler"):
                 task.cancel()
         async with asyncio.timeout(self.settings.shutdown_grace_s):
             await asyncio.gather(*self._tasks, return_exceptions=True)

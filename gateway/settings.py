@@ -118,6 +118,11 @@ class Settings(BaseSettings):
         "oc.callbacks.quarantine.v1", description="Genuine callbacks whose shape is unknown."
     )
     topic_dlq: str = Field("oc.gateway.dlq.v1", description="Records that failed processing.")
+    topic_lease: str = Field(
+        "oc.gateway.lease.v1",
+        description="Single-partition topic whose group membership elects the one "
+        "replica that reconciles (internal, stays empty).",
+    )
     topic_state: str = Field(
         "oc.gateway.state.v1",
         description="The processor's per-entity state (compacted changelog; internal).",
@@ -234,6 +239,37 @@ class Settings(BaseSettings):
     )
     enrich_followup_max_age_s: float = Field(
         86400.0, gt=0, description="How long follow-up enrichment keeps trying before the DLQ."
+    )
+
+    # --- personal data ------------------------------------------------------------------
+    pii_policy: dict[str, dict[str, Literal["drop", "mask", "hash", "publish"]]] = Field(
+        default_factory=dict,
+        description="Per typed topic and consignee field (name, company, address1, address2, "
+        "house_number, city, province_or_state, zip_code, country_code, phone, email, or * for "
+        'the rest): drop, mask, hash or publish, as JSON, e.g. {"oc.outbound.orders.v1": '
+        '{"country_code": "publish", "email": "hash"}}. Unlisted fields are dropped.',
+    )
+    pii_hmac_key: SecretStr = Field(
+        SecretStr(""), description="Key of the HMAC that `hash` fields are replaced by."
+    )
+
+    # --- reconciliation -----------------------------------------------------------------
+    reconcile_enabled: bool = Field(
+        True,
+        description="Poll OC for changes no callback reported (needs GATEWAY_OC_BASE_URL); "
+        "one replica at a time does it.",
+    )
+    reconcile_interval_s: float = Field(
+        300.0, gt=0, description="Seconds between reconciliation runs (doubled while OC strains)."
+    )
+    reconcile_lookback_s: float = Field(
+        3 * 86400.0,
+        gt=0,
+        description="Orders and returns created this far back are compared (OC's queries "
+        "select by creation time).",
+    )
+    reconcile_max_calls: int = Field(
+        50, gt=0, description="Most OC query calls one reconciliation run may make."
     )
 
     @field_validator(

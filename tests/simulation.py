@@ -13,8 +13,12 @@ from typing import Any
 
 import httpx
 import uvicorn
+from asgi_lifespan import LifespanManager
 from starlette.types import ASGIApp
 
+from gateway.app import create_app as create_gateway_app
+from gateway.lifespan import Gateway
+from gateway.settings import Settings
 from gateway.simulator.app import create_app
 from gateway.simulator.state import SimulatorConfig
 
@@ -97,3 +101,15 @@ async def running_simulator(config: SimulatorConfig) -> AsyncIterator[Sim]:
         httpx.AsyncClient(base_url=url, timeout=10) as control,
     ):
         yield Sim(url, control)
+
+
+@asynccontextmanager
+async def gateway_on_socket(settings: Settings) -> AsyncIterator[tuple[str, Gateway]]:
+    """The gateway with its lifespan started, served on a real 127.0.0.1 port."""
+    gateway = Gateway(settings)
+    app = create_gateway_app(gateway=gateway)
+    async with (
+        LifespanManager(app, startup_timeout=60, shutdown_timeout=60) as manager,
+        serving(manager.app) as url,
+    ):
+        yield url, gateway

@@ -25,7 +25,9 @@ def decode_json(body: bytes, max_depth: int) -> Any:
         raise BadBody(f"JSON nested deeper than {max_depth}") from exc
     except ValueError as exc:
         raise BadBody("body is not valid JSON") from exc
-    if _depth_exceeds(document, max_depth):
+    # Nesting is never deeper than the number of opening brackets (those inside strings
+    # only overcount), so the walk is needed only for bodies with more than `max_depth`.
+    if body.count(b"{") + body.count(b"[") > max_depth and _depth_exceeds(document, max_depth):
         raise BadBody(f"JSON nested deeper than {max_depth}")
     return document
 

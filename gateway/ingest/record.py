@@ -30,6 +30,8 @@ H_VERIFIED = "gw-verified"
 H_ENTITY_INDEX = "gw-entity-index"
 H_REASON = "gw-reason"
 H_CONTENT_TYPE = "content-type"
+H_SOURCE = "gw-source"  # absent for callbacks; "reconcile" for what polling OC found
+SOURCE_RECONCILE = "reconcile"
 
 
 class UnknownShape(ValueError):
@@ -89,12 +91,13 @@ class Received:
 
 def raw_records(received: Received, keys: list[str], raw_topic: str) -> list[Record]:
     ts = int(received.received_at.timestamp() * 1000)
+    shared = received.headers()  # the same for every entity; only the index differs
     return [
         Record(
             raw_topic,
             received.body,
             key.encode(),
-            received.headers(**{H_ENTITY_INDEX: str(index)}),
+            (*shared, (H_ENTITY_INDEX, str(index).encode())),
             timestamp_ms=ts,
         )
         for index, key in enumerate(keys)

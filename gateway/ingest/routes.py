@@ -12,6 +12,7 @@ import time
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Scope
 
 from gateway.errors import (
     BodyTooLarge,
@@ -36,6 +37,13 @@ def _json_content_type(value: str) -> bool:
     # A missing content type is tolerated: OC's exact headers are not documented, and
     # the body is checked for JSON anyway.
     return not media or media in _JSON_TYPES or media.endswith("+json")
+
+
+def _url_path(scope: Scope) -> str:
+    """`request.url.path` without building the whole URL: the path as Starlette's URL
+    gives it (with ?, # and \\ percent-encoded), which is what the sender signed."""
+    path: str = scope["path"]
+    return path.replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -77,7 +85,7 @@ async def receive_callback(request: Request) -> Response:
             raise UnsupportedMediaType("content type must be application/json")
         body = await _read_body(request, limit)
         delivery = Delivery(
-            path=request.url.path,
+            path=_url_path(request.scope),
             headers={k.lower(): v for k, v in request.headers.items()},
             body=body,
             source_ip=source,

@@ -46,11 +46,22 @@ class SuccessAnswer:
     def __init__(self, template: str) -> None:
         self._template: dict[str, Any] = json.loads(template)
         self._plain = json.dumps(self._template, separators=(",", ":")).encode()
+        # The echoed id goes last, so the answer is the template's bytes with the id
+        # spliced in before the closing brace (unless the template has one to replace).
+        self._head: bytes | None = None
+        if (
+            isinstance(self._template, dict)
+            and self._template
+            and "messageId" not in self._template
+        ):
+            self._head = self._plain[:-1] + b',"messageId":'
 
     def render(self, document: Any) -> bytes:
         message_id = document.get("messageId") if isinstance(document, dict) else None
         if not isinstance(message_id, str | int):
             return self._plain
+        if self._head is not None:
+            return self._head + json.dumps(message_id).encode() + b"}"
         return json.dumps(
             {**self._template, "messageId": message_id}, separators=(",", ":")
         ).encode()

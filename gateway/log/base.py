@@ -140,3 +140,29 @@ class Log(Protocol):
     async def writable(self) -> bool:
         """Whether an append would be accepted now (readiness)."""
         ...
+
+
+class Lease(Protocol):
+    """At most one holder at a time among the gateway's replicas (for singleton jobs)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def held(self) -> bool:
+        """Whether this process holds the lease now."""
+        ...
+
+
+class SoleLease:
+    """The lease of a process that is alone by construction (the embedded log allows one
+    gateway per data directory)."""
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    def held(self) -> bool:
+        return True

@@ -104,7 +104,8 @@ class SpoolingLog:
 
     # --- appending ---------------------------------------------------------------------
     async def append(self, records: Sequence[Record]) -> list[Position]:
-        deadline = asyncio.get_running_loop().time() + self._timeout_s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout_s
         futures: list[asyncio.Future[Any]] = []
         async with self._gate:
             if self._spooling:
@@ -114,12 +115,22 @@ class SpoolingLog:
                     futures = await self.kafka.queue(records)
             except (TimeoutError, LogUnavailable):
                 return await self._to_spool(records, futures)
-        try:
-            async with asyncio.timeout_at(deadline):
-                return await self.kafka.append_pending([asyncio.shield(f) for f in futures])
-        except (TimeoutError, LogUnavailable):
-            async with self._gate:
-                return await self._to_spool(records, futures)
+        # asyncio.wait never cancels what it waits for, so a record that misses the
+        # deadline stays in flight (the drainer checks whether it landed) without a
+        # shield per record; it returns early when one of them fails.
+        if futures:
+            _, pending = await asyncio.wait(
+                futures,
+                timeout=max(0.0, deadline - loop.time()),
+                return_when=asyncio.FIRST_EXCEPTION,
+            )
+            if not pending:
+                with contextlib.suppress(LogUnavailable):
+                    return await self.kafka.append_pending(futures)
+        else:
+            return []
+        async with self._gate:
+            return await self._to_spool(records, futures)
 
     async def _to_spool(
         self, records: Sequence[Record], futures: Sequence[asyncio.Future[Any]]

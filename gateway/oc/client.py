@@ -234,10 +234,15 @@ class OcClient:
 
     # --- reconciliation -------------------------------------------------------------------
     async def iter_outbound_orders(
-        self, start: datetime, end: datetime, *, priority: Priority = Priority.RECONCILE
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        priority: Priority = Priority.RECONCILE,
+        budget: CallBudget | None = None,
     ) -> AsyncIterator[OcOutboundOrder]:
         """Every order OC reports for the creation window [start, end], once each, in
-        window order."""
+        window order. Each query spends one call of `budget` (BudgetSpent when empty)."""
         seen: set[str] = set()
         for window in split_range(start, end, OUTBOUND_QUERY_MAX_WINDOW):
             pending: list[Window] = [window]
@@ -245,6 +250,8 @@ class OcClient:
                 window_start, window_end = pending.pop()
                 query = OutboundQuery(start_time=window_start, end_time=window_end)
                 halves = halve((window_start, window_end))
+                if budget is not None:
+                    budget.spend()
                 try:
                     orders = await self.queries.outbound_orders(query, priority)
                 except OcLimitExceeded:
@@ -264,11 +271,19 @@ class OcClient:
                         yield order
 
     async def iter_return_orders(
-        self, start: datetime, end: datetime, *, priority: Priority = Priority.RECONCILE
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        priority: Priority = Priority.RECONCILE,
+        budget: CallBudget | None = None,
     ) -> AsyncIterator[OcReturnOrder]:
-        """Every return order OC reports for the window [start, end], once each."""
+        """Every return order OC reports for the window [start, end], once each. Each
+        window (its first page) spends one call of `budget`."""
         seen: set[str] = set()
         for window_start, window_end in split_range(start, end, RETURN_ORDERS_WINDOW):
+            if budget is not None:
+                budget.spend()
             query = ReturnOrderQuery(
                 start_time=window_start,
                 end_time=window_end,
@@ -280,6 +295,24 @@ class OcClient:
                     if number is not None and number not in seen:
                         seen.add(number)
                         yield order
+
+
+class BudgetSpent(Exception):
+    """A reconciliation run used up its OC call budget."""
+
+
+class CallBudget:
+    """How many more OC query calls a reconciliation run may make."""
+
+    def __init__(self, calls: int) -> None:
+        self.left = calls
+        self.spent = 0
+
+    def spend(self) -> None:
+        if self.left <= 0:
+            raise BudgetSpent(f"OC call budget spent after {self.spent} calls")
+        self.left -= 1
+        self.spent += 1
 
 
 def _stock_key(row: OcStockRow) -> str | None:

@@ -15,9 +15,11 @@ import random
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from gateway.ingest.record import Kind
 from gateway.log.base import Record
 from gateway.process.cloudevents import event_id
 from gateway.process.enrich import OutboundEnrichment, ReturnEnrichment
+from gateway.process.publish import LevelSource
 from gateway.process.state import FollowUp, StateView
 from schemas.events import (
     OUTBOUND_ENRICHED,
@@ -94,7 +96,7 @@ def _publish(
     follow_up: FollowUp,
     result: OutboundEnrichment | ReturnEnrichment,
 ) -> list[Record]:
-    kind, entity = state_key.split(":", 1)
+    entity = state_key.split(":", 1)[1]
     final = Enrichment(
         status="complete" if not result.missing else "partial",
         missing=list(result.missing),
@@ -109,6 +111,8 @@ def _publish(
     }
     handler.metrics.enrichment.labels(f"follow_up_{final.status}").inc()
     observed = _at(follow_up.occurred_at_ms)
+    kind: Kind
+    source: LevelSource
     if isinstance(result, OutboundEnrichment):
         ce_id = event_id(OUTBOUND_ENRICHED, follow_up.identity)
         event: Any = OutboundOrderEnriched(
@@ -118,7 +122,7 @@ def _publish(
             stock_levels=result.stock,
             **common,
         )
-        event_type, source = OUTBOUND_ENRICHED, "stock_snapshot"
+        event_type, kind, source = OUTBOUND_ENRICHED, "outbound", "stock_snapshot"
     else:
         ce_id = event_id(RETURN_ENRICHED, follow_up.identity)
         event = ReturnEnriched(
@@ -128,7 +132,8 @@ def _publish(
             return_stock=result.stock,
             **common,
         )
-        event_type, source = RETURN_ENRICHED, "return_stock_snapshot"
-    records = [handler.event_record(event, event_type, ce_id, kind, entity)]  # type: ignore[arg-type]
-    records += handler.level_records(result.stock, follow_up.identity, observed, source)
+        event_type, kind, source = RETURN_ENRICHED, "return", "return_stock_snapshot"
+    publisher = handler.publisher
+    records = [publisher.event_record(event, event_type, ce_id, kind, entity, observed)]
+    records += publisher.level_records(result.stock, follow_up.identity, observed, source)
     return records

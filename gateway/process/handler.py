@@ -5,17 +5,22 @@ several items for it, handled in order. Per item: drop it if this delivery or th
 change (status + OC event time) was already published; flag it if it goes backwards;
 enrich it within the deadline; publish; remember it in the entity's state. Enrichment
 that did not arrive in time is owed as a follow-up (see followups.py).
+
+Raw records written by reconciliation (`gw-source: reconcile`) carry OC's current state of
+an entity: they become an event, marked reconciled, only when that state is ahead of what
+was published; a callback arriving later for a change reconciliation already published is
+absorbed as a duplicate.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from gateway.errors import ProcessingError
 from gateway.ingest.record import Kind
@@ -23,9 +28,11 @@ from gateway.log.base import LogRecord, Record
 from gateway.ops.logs import get_logger
 from gateway.ops.metrics import Metrics
 from gateway.process import mapping
-from gateway.process.cloudevents import event_id, to_record
+from gateway.process.cloudevents import event_id
 from gateway.process.enrich import Enricher, NoEnrichment, OutboundEnrichment, ReturnEnrichment
 from gateway.process.followups import run_follow_ups
+from gateway.process.pii import PiiPolicy
+from gateway.process.publish import LevelSource, Publisher
 from gateway.process.raw import record_context
 from gateway.process.state import EntityState, FollowUp, StateView
 from gateway.settings import Settings
@@ -39,15 +46,12 @@ from schemas.callbacks import (
     parse_callback,
 )
 from schemas.events import (
-    INVENTORY_LEVEL,
     OUTBOUND_STATUS_CHANGED,
     RETURN_UPDATED,
     Enrichment,
     EnrichmentPart,
-    InventoryLevel,
     OutboundOrderStatusChanged,
     ReturnUpdated,
-    StockLevel,
 )
 
 T = TypeVar("T")
@@ -74,9 +78,23 @@ class Context:
     partition: int
     delivery_id: str
     received_at: datetime
+    reconciled: bool
 
     def identity(self, index: int) -> str:
         return f"{self.delivery_id}#{self.key}#{index}"
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """One status change of an order or a return, and how to publish it."""
+
+    status: str
+    oc_status: str | None
+    occurred: datetime
+    ranks: Mapping[str, int]
+    event_type: str
+    levels_source: LevelSource
+    follow_up_detail: dict[str, Any] = field(default_factory=dict)
 
 
 def _items(entities: list[tuple[str, list[T]]], ctx: Context) -> list[T]:
@@ -97,17 +115,18 @@ class CallbackHandler:
     ) -> None:
         self.settings = settings
         self.metrics = metrics
-        self._settings = settings
-        self._metrics = metrics
         self.enricher: Enricher = enricher or NoEnrichment()
         self.clock = clock
-        self._clock = clock
+        self.publisher = Publisher(settings)
+        self._pii = PiiPolicy(settings.pii_policy, settings.pii_hmac_key.get_secret_value())
 
     async def handle(self, record: LogRecord, view: StateView) -> list[Record]:
-        kind, delivery_id, received_at = record_context(record)
+        kind, delivery_id, received_at, reconciled = record_context(record)
         if record.key is None:
             raise ProcessingError("raw record has no key")
-        ctx = Context(kind, record.key.decode(), record.partition, delivery_id, received_at)
+        ctx = Context(
+            kind, record.key.decode(), record.partition, delivery_id, received_at, reconciled
+        )
         try:
             callback = parse_callback(kind, record.value)
         except ValidationError as exc:
@@ -132,12 +151,6 @@ class CallbackHandler:
         return await run_follow_ups(self, view, now_ms)
 
     # --- per kind -----------------------------------------------------------------------
-    def _seen(self, ctx: Context, state: EntityState, identity: str, fingerprint: str) -> bool:
-        if state.saw_delivery(identity) or state.saw_fingerprint(fingerprint):
-            self._metrics.duplicates.labels(ctx.kind).inc()
-            return True
-        return False
-
     async def _outbound(
         self,
         ctx: Context,
@@ -146,59 +159,49 @@ class CallbackHandler:
         item: OcOutboundOrder,
         view: StateView,
     ) -> list[Record]:
-        state_key = f"outbound:{ctx.key}"
-        state = view.get(ctx.partition, state_key)
-        occurred = callback.occurred_at(item) or ctx.received_at
-        status, oc_status = item.normalized_status(), item.raw_status()
-        identity = ctx.identity(index)
-        fingerprint = f"{status}|{oc_status}|{occurred.isoformat()}"
-        if self._seen(ctx, state, identity, fingerprint):
-            return []
-        if status == "unknown":
-            self._metrics.unknown_status.labels(ctx.kind).inc()
-        regress = mapping.regressed(
-            mapping.ORDER_RANK, state.status, state.occurred_at_ms, status, occurred
-        )
         skus = mapping.order_skus(item)
-        result = await self._enrich(
-            self.enricher.outbound(ctx.key, skus, item.service_region, self._timeout),
-            OutboundEnrichment(missing=("order", "stock")),
+        change = StatusChange(
+            status=item.normalized_status(),
+            oc_status=item.raw_status(),
+            occurred=callback.occurred_at(item) or ctx.received_at,
+            ranks=mapping.ORDER_RANK,
+            event_type=OUTBOUND_STATUS_CHANGED,
+            levels_source="stock_snapshot",
+            follow_up_detail={"skus": skus, "region": item.service_region},
         )
-        enrichment = enrichment_status(self.enricher.enabled, result.missing, 2)
-        ce_id = event_id(OUTBOUND_STATUS_CHANGED, identity)
-        event = OutboundOrderStatusChanged(
-            event_id=ce_id,
-            occurred_at=occurred,
-            received_at=ctx.received_at,
-            delivery_id=ctx.delivery_id,
-            order_number=ctx.key,
-            reference_number=item.reference_number,
-            service_region=item.service_region,
-            status=status,
-            oc_status=oc_status,
-            previous_status=state.status,  # type: ignore[arg-type]
-            status_regressed=regress,
-            shipments=mapping.shipments(item),
-            enrichment=enrichment,
-            oc_order=result.order,
-            stock_levels=result.stock,
-        )
-        outputs = [self.event_record(event, OUTBOUND_STATUS_CHANGED, ce_id, ctx.kind, ctx.key)]
-        outputs += self.level_records(result.stock, identity, occurred, "stock_snapshot")
-        self._remember(ctx, state, identity, fingerprint, status, occurred, regress)
-        if enrichment.follow_up:
-            self._owe(
-                state,
-                ce_id,
-                OUTBOUND_STATUS_CHANGED,
-                ctx,
-                identity,
-                occurred,
-                result.missing,
-                {"skus": skus, "region": item.service_region},
+        consignee = mapping.consignee(item) if item.has_consignee() else None
+        topic = self.publisher.topic_for("outbound")
+
+        async def enrich() -> OutboundEnrichment:
+            return await self._enrich(
+                self.enricher.outbound(ctx.key, skus, item.service_region, self._timeout),
+                OutboundEnrichment(missing=("order", "stock")),
             )
-        view.put(ctx.partition, state_key, state)
-        return outputs
+
+        def build(
+            ce_id: str, state: EntityState, regress: bool, result: OutboundEnrichment
+        ) -> BaseModel:
+            return OutboundOrderStatusChanged(
+                event_id=ce_id,
+                occurred_at=change.occurred,
+                received_at=ctx.received_at,
+                delivery_id=ctx.delivery_id,
+                reconciled=ctx.reconciled,
+                order_number=ctx.key,
+                reference_number=item.reference_number,
+                service_region=item.service_region,
+                status=item.normalized_status(),
+                oc_status=change.oc_status,
+                previous_status=state.status,  # type: ignore[arg-type]
+                status_regressed=regress,
+                shipments=mapping.shipments(item),
+                consignee=self._pii.apply(topic, consignee) if consignee else None,
+                enrichment=enrichment_status(self.enricher.enabled, result.missing, 2),
+                oc_order=result.order,
+                stock_levels=result.stock,
+            )
+
+        return await self._status_change(ctx, index, change, view, enrich, build)
 
     async def _return(
         self,
@@ -208,60 +211,47 @@ class CallbackHandler:
         item: ReturnCallbackItem,
         view: StateView,
     ) -> list[Record]:
-        state_key = f"return:{ctx.key}"
-        state = view.get(ctx.partition, state_key)
-        occurred = callback.occurred_at(item) or ctx.received_at
-        status, oc_status = item.normalized_status(), item.raw_status()
-        identity = ctx.identity(index)
-        fingerprint = f"{status}|{oc_status}|{occurred.isoformat()}"
-        if self._seen(ctx, state, identity, fingerprint):
-            return []
-        if status == "unknown":
-            self._metrics.unknown_status.labels(ctx.kind).inc()
-        regress = mapping.regressed(
-            mapping.RETURN_RANK, state.status, state.occurred_at_ms, status, occurred
-        )
         sku_ids = [i.mf_sku_id for i in item.item_list if i.mf_sku_id]
-        result = await self._enrich(
-            self.enricher.returns(ctx.key, sku_ids, self._timeout),
-            ReturnEnrichment(missing=("return_order", "return_stock")),
+        change = StatusChange(
+            status=item.normalized_status(),
+            oc_status=item.raw_status(),
+            occurred=callback.occurred_at(item) or ctx.received_at,
+            ranks=mapping.RETURN_RANK,
+            event_type=RETURN_UPDATED,
+            levels_source="return_stock_snapshot",
+            follow_up_detail={"skus": sku_ids},
         )
-        enrichment = enrichment_status(self.enricher.enabled, result.missing, 2)
-        ce_id = event_id(RETURN_UPDATED, identity)
-        event = ReturnUpdated(
-            event_id=ce_id,
-            occurred_at=occurred,
-            received_at=ctx.received_at,
-            delivery_id=ctx.delivery_id,
-            return_number=ctx.key,
-            order_number=item.original_order_number,
-            status=status,
-            oc_status=oc_status,
-            previous_status=state.status,  # type: ignore[arg-type]
-            status_regressed=regress,
-            tracking_number=item.tracking_number,
-            carrier_code=item.carrier_code,
-            items=mapping.return_items(item.item_list),
-            enrichment=enrichment,
-            oc_return=result.return_order,
-            return_stock=result.stock,
-        )
-        outputs = [self.event_record(event, RETURN_UPDATED, ce_id, ctx.kind, ctx.key)]
-        outputs += self.level_records(result.stock, identity, occurred, "return_stock_snapshot")
-        self._remember(ctx, state, identity, fingerprint, status, occurred, regress)
-        if enrichment.follow_up:
-            self._owe(
-                state,
-                ce_id,
-                RETURN_UPDATED,
-                ctx,
-                identity,
-                occurred,
-                result.missing,
-                {"skus": sku_ids},
+
+        async def enrich() -> ReturnEnrichment:
+            return await self._enrich(
+                self.enricher.returns(ctx.key, sku_ids, self._timeout),
+                ReturnEnrichment(missing=("return_order", "return_stock")),
             )
-        view.put(ctx.partition, state_key, state)
-        return outputs
+
+        def build(
+            ce_id: str, state: EntityState, regress: bool, result: ReturnEnrichment
+        ) -> BaseModel:
+            return ReturnUpdated(
+                event_id=ce_id,
+                occurred_at=change.occurred,
+                received_at=ctx.received_at,
+                delivery_id=ctx.delivery_id,
+                reconciled=ctx.reconciled,
+                return_number=ctx.key,
+                order_number=item.original_order_number,
+                status=item.normalized_status(),
+                oc_status=change.oc_status,
+                previous_status=state.status,  # type: ignore[arg-type]
+                status_regressed=regress,
+                tracking_number=item.tracking_number,
+                carrier_code=item.carrier_code,
+                items=mapping.return_items(item.item_list),
+                enrichment=enrichment_status(self.enricher.enabled, result.missing, 2),
+                oc_return=result.return_order,
+                return_stock=result.stock,
+            )
+
+        return await self._status_change(ctx, index, change, view, enrich, build)
 
     def _inventory(
         self,
@@ -281,14 +271,127 @@ class CallbackHandler:
         fingerprint = f"{level.model_dump_json()}|{occurred.isoformat()}"
         if self._seen(ctx, state, identity, fingerprint):
             return []
-        self._remember(ctx, state, identity, fingerprint, None, occurred, False)
+        state.remember(identity, fingerprint)
+        state.updated_ms = int(self.clock() * 1000)
         view.put(ctx.partition, state_key, state)
-        return self.level_records([level], identity, occurred, "inventory_callback")
+        return self.publisher.level_records([level], identity, occurred, "inventory_callback")
 
-    # --- shared -------------------------------------------------------------------------
+    # --- the status pipeline shared by orders and returns -------------------------------
+    async def _status_change(
+        self,
+        ctx: Context,
+        index: int,
+        change: StatusChange,
+        view: StateView,
+        enrich: Callable[[], Awaitable[E]],
+        build: Callable[[str, EntityState, bool, E], BaseModel],
+    ) -> list[Record]:
+        state_key = f"{ctx.kind}:{ctx.key}"
+        state = view.get(ctx.partition, state_key)
+        identity = ctx.identity(index)
+        fingerprint = f"{change.status}|{change.oc_status}|{change.occurred.isoformat()}"
+        if self._seen(ctx, state, identity, fingerprint):
+            return []
+        if not self._is_news(ctx, state, change):
+            state.remember(identity, fingerprint)
+            view.put(ctx.partition, state_key, state)
+            return []
+        if change.status == "unknown":
+            self.metrics.unknown_status.labels(ctx.kind).inc()
+        regress = mapping.regressed(
+            change.ranks, state.status, state.occurred_at_ms, change.status, change.occurred
+        )
+        result = await enrich()
+        ce_id = event_id(change.event_type, identity)
+        event = build(ce_id, state, regress, result)
+        outputs = [
+            self.publisher.event_record(
+                event,
+                change.event_type,
+                ce_id,
+                ctx.kind,
+                ctx.key,
+                change.occurred,
+                reconciled=ctx.reconciled,
+            )
+        ]
+        outputs += self.publisher.level_records(
+            result.stock, identity, change.occurred, change.levels_source
+        )
+        self._remember(ctx, state, identity, fingerprint, change, regress)
+        if result.missing and self.enricher.enabled:
+            self._owe(state, ce_id, change, ctx, identity, result.missing)
+        view.put(ctx.partition, state_key, state)
+        return outputs
+
+    def _seen(self, ctx: Context, state: EntityState, identity: str, fingerprint: str) -> bool:
+        if state.saw_delivery(identity) or state.saw_fingerprint(fingerprint):
+            self.metrics.duplicates.labels(ctx.kind).inc()
+            return True
+        return False
+
+    def _is_news(self, ctx: Context, state: EntityState, change: StatusChange) -> bool:
+        """Whether a change is worth an event, given what reconciliation knows."""
+        if ctx.reconciled:
+            # OC's current state, found by polling: news when it differs from what was
+            # published and is not behind it (OC's query can lag its own callbacks).
+            behind = mapping.behind(change.ranks, state.status, change.status)
+            return change.status != state.status and not behind
+        if state.reconciled_status is not None and state.reconciled_status == change.status:
+            # The late callback of a change that reconciliation already published.
+            self.metrics.duplicates.labels(ctx.kind).inc()
+            state.reconciled_status = None
+            return False
+        return True
+
+    def _remember(
+        self,
+        ctx: Context,
+        state: EntityState,
+        identity: str,
+        fingerprint: str,
+        change: StatusChange,
+        regress: bool,
+    ) -> None:
+        state.remember(identity, fingerprint)
+        state.reconciled_status = change.status if ctx.reconciled else None
+        if ctx.reconciled:
+            self.metrics.reconcile_changes.labels(ctx.kind).inc()
+        if regress:
+            self.metrics.status_regressions.labels(ctx.kind).inc()
+        else:
+            state.status = change.status
+            state.occurred_at_ms = int(change.occurred.timestamp() * 1000)
+        state.updated_ms = int(self.clock() * 1000)
+
+    def _owe(
+        self,
+        state: EntityState,
+        ce_id: str,
+        change: StatusChange,
+        ctx: Context,
+        identity: str,
+        missing: Sequence[str],
+    ) -> None:
+        now_ms = int(self.clock() * 1000)
+        state.followups.append(
+            FollowUp(
+                event_id=ce_id,
+                event_type=change.event_type,
+                missing=list(missing),
+                delivery_id=ctx.delivery_id,
+                identity=identity,
+                occurred_at_ms=int(change.occurred.timestamp() * 1000),
+                received_at_ms=int(ctx.received_at.timestamp() * 1000),
+                first_ms=now_ms,
+                next_ms=now_ms + int(self.settings.enrich_followup_delay_s * 1000),
+                detail=change.follow_up_detail,
+            )
+        )
+
     @property
     def _timeout(self) -> float:
-        return self._settings.enrich_timeout_s
+        return self.settings.enrich_timeout_s
 
     async def _enrich(self, lookup: Awaitable[E], nothing: E) -> E:
         """Enrichment must never stop an event: an enricher that fails unexpectedly
@@ -298,92 +401,3 @@ class CallbackHandler:
         except Exception as exc:
             logger.error("enrichment failed unexpectedly", error=f"{type(exc).__name__}: {exc}")
             return nothing
-
-    def _remember(
-        self,
-        ctx: Context,
-        state: EntityState,
-        identity: str,
-        fingerprint: str,
-        status: str | None,
-        occurred: datetime,
-        regress: bool,
-    ) -> None:
-        state.remember(identity, fingerprint)
-        if regress:
-            self._metrics.status_regressions.labels(ctx.kind).inc()
-        else:
-            state.status = status
-            state.occurred_at_ms = int(occurred.timestamp() * 1000)
-        state.updated_ms = int(self._clock() * 1000)
-
-    def _owe(
-        self,
-        state: EntityState,
-        ce_id: str,
-        event_type: str,
-        ctx: Context,
-        identity: str,
-        occurred: datetime,
-        missing: Sequence[str],
-        detail: dict[str, Any],
-    ) -> None:
-        now_ms = int(self._clock() * 1000)
-        state.followups.append(
-            FollowUp(
-                event_id=ce_id,
-                event_type=event_type,
-                missing=list(missing),
-                delivery_id=ctx.delivery_id,
-                identity=identity,
-                occurred_at_ms=int(occurred.timestamp() * 1000),
-                received_at_ms=int(ctx.received_at.timestamp() * 1000),
-                first_ms=now_ms,
-                next_ms=now_ms + int(self._settings.enrich_followup_delay_s * 1000),
-                detail=detail,
-            )
-        )
-
-    def topic_for(self, kind: Kind) -> str:
-        return {
-            "outbound": self._settings.topic_outbound,
-            "return": self._settings.topic_returns,
-            "inventory": self._settings.topic_inventory,
-        }[kind]
-
-    def event_record(
-        self, event: Any, event_type: str, ce_id: str, kind: Kind, key: str, **extensions: str
-    ) -> Record:
-        return to_record(
-            event,
-            event_type=event_type,
-            ce_id=ce_id,
-            topic=self.topic_for(kind),
-            key=key,
-            source=f"/oc-gateway/{kind}",
-            subject=key,
-            time=event.occurred_at,
-            extensions=extensions or None,
-        )
-
-    def level_records(
-        self, levels: Sequence[StockLevel], identity: str, observed: datetime, source: Any
-    ) -> list[Record]:
-        records = []
-        for level in levels:
-            key = mapping.level_key(level)
-            ce_id = event_id(INVENTORY_LEVEL, f"{identity}|{key}")
-            event = InventoryLevel(event_id=ce_id, observed_at=observed, source=source, level=level)
-            records.append(
-                to_record(
-                    event,
-                    event_type=INVENTORY_LEVEL,
-                    ce_id=ce_id,
-                    topic=self._settings.topic_inventory,
-                    key=key,
-                    source="/oc-gateway/inventory",
-                    subject=key,
-                    time=observed,
-                )
-            )
-        return records

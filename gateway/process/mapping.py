@@ -6,7 +6,7 @@ field feeds which event field, how statuses rank, what a regression is.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Final
 
@@ -46,8 +46,16 @@ RETURN_RANK: Final[dict[str, int]] = {
 }
 
 
+def behind(ranks: Mapping[str, int], previous: str | None, status: str) -> bool:
+    """Whether `status` ranks below `previous` (both ranked)."""
+    if previous is None:
+        return False
+    before, now = ranks.get(previous), ranks.get(status)
+    return before is not None and now is not None and now < before
+
+
 def regressed(
-    ranks: dict[str, int],
+    ranks: Mapping[str, int],
     previous: str | None,
     previous_at_ms: int | None,
     status: str,
@@ -57,8 +65,7 @@ def regressed(
     the last one, or OC dated it before the last one (delivered out of order)."""
     if previous is None:
         return False
-    before, now = ranks.get(previous), ranks.get(status)
-    if before is not None and now is not None and now < before:
+    if behind(ranks, previous, status):
         return True
     return previous_at_ms is not None and int(occurred_at.timestamp() * 1000) < previous_at_ms
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from gateway.errors import ProcessingError
-from gateway.ingest.record import H_DELIVERY_ID, H_KIND, H_RECEIVED_AT, Kind
+from gateway.ingest.record import (
+    H_DELIVERY_ID,
+    H_KIND,
+    H_RECEIVED_AT,
+    H_SOURCE,
+    SOURCE_RECONCILE,
+    Kind,
+)
 from gateway.log.base import LogRecord
 
 
@@ -16,8 +23,8 @@ def _header(record: LogRecord, name: str) -> str:
     return value.decode()
 
 
-def record_context(record: LogRecord) -> tuple[Kind, str, datetime]:
-    """(kind, delivery id, received at) from a raw record's headers."""
+def record_context(record: LogRecord) -> tuple[Kind, str, datetime, bool]:
+    """(kind, delivery id, received at, written by reconciliation) from a raw record."""
     kind: Kind
     match _header(record, H_KIND):
         case "outbound":
@@ -32,4 +39,5 @@ def record_context(record: LogRecord) -> tuple[Kind, str, datetime]:
         received_at = datetime.fromisoformat(_header(record, H_RECEIVED_AT))
     except ValueError as exc:
         raise ProcessingError(f"bad {H_RECEIVED_AT} header: {exc}") from exc
-    return kind, _header(record, H_DELIVERY_ID), received_at.astimezone(UTC)
+    reconciled = record.header(H_SOURCE) == SOURCE_RECONCILE.encode()
+    return kind, _header(record, H_DELIVERY_ID), received_at.astimezone(UTC), reconciled

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, MutableMapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from gateway.log.base import Log, Record, TopicPartition
@@ -45,7 +45,7 @@ class EntityState:
     fingerprints: list[str] = field(default_factory=list)
     followups: list[FollowUp] = field(default_factory=list)
     updated_ms: int = 0
-    last_published: str | None = None  # digest of the last published OC state
+    reconciled_status: str | None = None  # published by reconciliation, no callback yet
 
     def saw_delivery(self, delivery: str) -> bool:
         return delivery in self.deliveries
@@ -63,12 +63,21 @@ class EntityState:
 
     @classmethod
     def decode(cls, raw: bytes) -> EntityState:
+        """Tolerant of fields added or removed since the record was written."""
         data = json.loads(raw)
-        followups = [FollowUp(**f) for f in data.pop("followups", [])]
-        return cls(**data, followups=followups)
+        followups = [
+            FollowUp(**{k: v for k, v in f.items() if k in _FOLLOW_UP_FIELDS})
+            for f in data.pop("followups", [])
+        ]
+        known = {k: v for k, v in data.items() if k in _STATE_FIELDS}
+        return cls(**known, followups=followups)
 
     def copy(self) -> EntityState:
         return EntityState.decode(self.encode())
+
+
+_FOLLOW_UP_FIELDS = frozenset(f.name for f in fields(FollowUp))
+_STATE_FIELDS = frozenset(f.name for f in fields(EntityState)) - {"followups"}
 
 
 class StateStore:

@@ -40,7 +40,16 @@ def test_the_quick_start_has_exactly_two_commands_and_ci_runs_one_of_them() -> N
 
 @pytest.mark.parametrize(
     "command",
-    ["serve", "events tail", "dlq list", "dlq redrive", "replay", "settings", "simulate serve"],
+    [
+        "serve",
+        "events tail",
+        "dlq list",
+        "dlq redrive",
+        "replay",
+        "reconcile",
+        "settings",
+        "simulate serve",
+    ],
 )
 def test_the_commands_the_readme_names_exist(command: str) -> None:
     assert f"gateway {command}" in README

@@ -65,6 +65,7 @@ async def test_processor_killed_mid_batch_publishes_each_event_once(
             "GATEWAY_OC_CLIENT_KEY": CLIENT_KEY,
             "GATEWAY_OC_SECRET_KEY": SECRET_KEY,
             "GATEWAY_OC_REFRESH_TOKEN": "sim-refresh-token",
+            "GATEWAY_RECONCILE_ENABLED": "false",
         }
         processor = GatewayProcess(env, tmp_path / "processor.log")
         await asyncio.to_thread(processor.start)

@@ -12,15 +12,11 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
-from gateway.app import create_app
-from gateway.lifespan import Gateway
 from gateway.settings import Settings
 from gateway.simulator.data import WorldSize
 from gateway.simulator.sender import SendConfig, SimulatorSource, send_callbacks
@@ -29,7 +25,7 @@ from gateway.simulator.state import SimulatorConfig
 from schemas.events import OUTBOUND_ENRICHED, OUTBOUND_STATUS_CHANGED
 from tests.conftest import SettingsFactory
 from tests.helpers import KafkaTopicReader
-from tests.simulation import Sim, running_simulator, serving
+from tests.simulation import Sim, gateway_on_socket, running_simulator
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -61,20 +57,9 @@ def enriching_settings(make: SettingsFactory, sim: Sim, bootstrap: str, **extra:
         oc_breaker_reset_s=1.0,
         enrich_timeout_s=1.0,
         enrich_followup_delay_s=0.3,
+        reconcile_enabled=False,  # its events would mix with the callbacks' (test_reconcile.py)
         **extra,
     )
-
-
-@asynccontextmanager
-async def gateway_on_socket(settings: Settings) -> AsyncIterator[tuple[str, Gateway]]:
-    """The gateway with its lifespan started, served on a real 127.0.0.1 port."""
-    gateway = Gateway(settings)
-    app = create_app(gateway=gateway)
-    async with (
-        LifespanManager(app, startup_timeout=60, shutdown_timeout=60) as manager,
-        serving(manager.app) as url,
-    ):
-        yield url, gateway
 
 
 async def send(url: str, sim: Sim, settings: Settings, count: int) -> int:
