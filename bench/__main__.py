@@ -40,16 +40,20 @@ def _header(shared: bool) -> dict[str, Any]:
 
 
 def _plan(args: argparse.Namespace) -> benchmark.Plan:
+    chosen: dict[str, Any] = {
+        "modes": tuple(args.modes.split(",")),
+        "rates": tuple(int(r) for r in args.rates.split(",")),
+        "references": not args.no_references,
+    }
     if args.quick:
-        return benchmark.Plan(
-            rates=(250, 1000),
-            step_s=5.0,
-            saturation_s=5.0,
-            bare_step_s=3.0,
-            warmup_s=2.0,
-            producer_perf_records=20_000,
-        )
-    return benchmark.Plan()
+        chosen |= {
+            "step_s": 6.0,
+            "saturation_s": 6.0,
+            "bare_step_s": 3.0,
+            "warmup_s": 2.0,
+            "producer_perf_records": 20_000,
+        }
+    return benchmark.Plan(**chosen)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,6 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run_bench = sub.add_parser("bench", help="throughput, latency, OC calls, CPU, memory")
     run_bench.add_argument("--quick", action="store_true", help="short steps (development)")
+    run_bench.add_argument(
+        "--modes",
+        default=",".join(benchmark.MODES),
+        help=f"comma-separated, of {', '.join(benchmark.ALL_MODES)}",
+    )
+    run_bench.add_argument("--rates", default="250,500,1000,2000", help="fixed arrival rates")
+    run_bench.add_argument("--no-references", action="store_true", help="skip the ceilings")
     run_faults = sub.add_parser("faults", help="fault runs with an independent audit")
     run_faults.add_argument("--only", action="append", choices=sorted(faults.SCENARIOS))
     run_faults.add_argument("--quick", action="store_true", help="short runs (development)")
@@ -65,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--shared", action="store_true", help="note: machine was shared")
     sub.add_parser("install", help="build the load tool (vegeta) if needed")
     run_profile = sub.add_parser("profile", help="the gateway under pyinstrument, under load")
-    run_profile.add_argument("--log", choices=benchmark.MODES, default="kafka")
+    run_profile.add_argument(
+        "--log", choices=(*benchmark.MODES, *benchmark.INGEST_ONLY), default="kafka"
+    )
     run_profile.add_argument("--rate", type=int, default=800)
     run_profile.add_argument("--seconds", type=float, default=15.0)
     args = parser.parse_args(argv)

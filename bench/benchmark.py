@@ -9,9 +9,11 @@ and Kafka's ProducerPerformance with the same record size (the broker ceiling).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ import httpx
 
 from bench import producer_perf, vegeta
 from bench.audit import audit, end_to_end, enrichment_mix
-from bench.procstat import Sampler, sample
+from bench.procstat import Sampler, sample, total
 from bench.services import (
     Gateway,
     GatewayConfig,
@@ -34,6 +36,11 @@ from bench.topics import KafkaReader, Reader, SeenDeliveries, SqliteReader, Watc
 from tools.kafka_broker import Broker, start_broker
 
 MODES = ("kafka", "embedded")
+# The documented scale-out shape on Kafka: one ingest-only and one processor-only process.
+SPLIT = "kafka-split"
+# Ingest alone (GATEWAY_PROCESSOR_ENABLED=false): the webhook path's own capacity.
+INGEST_ONLY = ("kafka-ingest", "embedded-ingest")
+ALL_MODES = (*MODES, SPLIT, *INGEST_ONLY)
 
 
 @dataclass(frozen=True)
@@ -90,32 +97,35 @@ def _sim_requests(url: str) -> int:
 async def step(
     ctx: Context,
     gateway: Gateway,
-    watching: Watching,
+    pids: list[int],
+    watching: Watching | None,
     name: str,
     rate: int,
     seconds: float,
     workers: int = 64,
 ) -> dict[str, Any]:
-    """One attack on the gateway, then wait until every accepted callback's event is out."""
+    """One attack on the gateway, then wait until every accepted callback's event is out
+    (with no reader, for ingest alone: the answers and the gateway's CPU and memory)."""
     path, callbacks = await asyncio.to_thread(
         _targets, ctx, name, f"{gateway.url}/webhooks/oc/outbound", rate or 4000, seconds
     )
     delivery = {c.message_id: c.delivery_id for c in callbacks}
     oc_before = await asyncio.to_thread(_sim_requests, ctx.simulator_url)
-    before = sample(gateway.pid)
+    before = total(pids)
     attack = vegeta.Attack(name, rate, seconds, workers=workers)
-    with Sampler(gateway.pid) as sampler:
+    with Sampler(pids) as sampler:
         result = await asyncio.to_thread(vegeta.run, ctx.vegeta, attack, path, ctx.out)
         sent_at = {delivery[m]: at for m, at in result.accepted().items()}
-        seen = SeenDeliveries(watching.reader.records)
-        caught_up = await watching.wait_for(
+        records = watching.reader.records if watching is not None else []
+        seen = SeenDeliveries(records)
+        caught_up = watching is None or await watching.wait_for(
             lambda: seen.covers(sent_at), ctx.plan.catch_up_timeout_s
         )
-    after = sample(gateway.pid)
+    after = total(pids)
     oc_calls = await asyncio.to_thread(_sim_requests, ctx.simulator_url) - oc_before
     accepted = len(sent_at)
     per_k = 1000 / accepted if accepted else float("nan")
-    checked = audit(sent_at, delivery.values(), watching.reader.records, "-")
+    checked = audit(sent_at, delivery.values(), records, "-")
     answered = result.summary()
     refused = len(result.answers) - len(result.ok())
     sustained = rate == 0 or (
@@ -126,51 +136,94 @@ async def step(
         **answered,
         "sustained": sustained,
         "caught_up": caught_up,
-        "e2e_latency_ms": end_to_end(sent_at, watching.reader.records).as_ms(),
+        "e2e_latency_ms": end_to_end(sent_at, records).as_ms(),
         "oc_calls": oc_calls,
         "oc_calls_per_1000": round(oc_calls * per_k, 1),
         "cpu_s": round(after.cpu_s - before.cpu_s, 2),
         "cpu_s_per_1000": round((after.cpu_s - before.cpu_s) * per_k, 3),
         "rss_peak_bytes": sampler.max_rss_bytes,
-        "missing": checked.missing,
+        "missing": checked.missing if watching is not None else None,
         "duplicates": checked.duplicates,
-        "enrichment": enrichment_mix(
-            r for r in watching.reader.records if r.delivery_id in sent_at
-        ),
+        "enrichment": enrichment_mix(r for r in records if r.delivery_id in sent_at),
     }
 
 
 def reader_for(mode: str, config: GatewayConfig, bootstrap: str | None) -> Reader:
     env = config.env(0, 0)
     outbound = env["GATEWAY_TOPIC_OUTBOUND"]
-    if mode == "kafka":
+    if mode.startswith("kafka"):
         assert bootstrap is not None
         return KafkaReader(bootstrap, [outbound], frozenset({outbound}))
     return SqliteReader(config.data_dir / "log.sqlite3", [outbound], frozenset({outbound}))
 
 
+@contextlib.asynccontextmanager
+async def reader_running(
+    mode: str, config: GatewayConfig, bootstrap: str | None
+) -> AsyncIterator[Watching | None]:
+    if mode in INGEST_ONLY:
+        yield None
+        return
+    async with Watching(reader_for(mode, config, bootstrap)) as watching:
+        yield watching
+
+
+async def _start_gateways(ctx: Context, mode: str, config: GatewayConfig) -> list[Gateway]:
+    """The gateway (or, for the split mode, its ingest and its processor processes)."""
+    if mode in INGEST_ONLY:
+        config.extra["GATEWAY_PROCESSOR_ENABLED"] = "false"
+    if mode != SPLIT:
+        gateway = Gateway(config, ctx.out / f"gateway-{mode}.log")
+        await asyncio.to_thread(gateway.start)
+        return [gateway]
+    ingest_only = GatewayConfig(
+        config.data_dir / "ingest",
+        config.suffix,
+        config.bootstrap,
+        config.oc_url,
+        {"GATEWAY_PROCESSOR_ENABLED": "false", "GATEWAY_INSTANCE_ID": "bench-ingest"},
+    )
+    processor_only = GatewayConfig(
+        config.data_dir / "processor",
+        config.suffix,
+        config.bootstrap,
+        config.oc_url,
+        {"GATEWAY_INGEST_ENABLED": "false", "GATEWAY_INSTANCE_ID": "bench-processor"},
+    )
+    gateways = [
+        Gateway(ingest_only, ctx.out / f"gateway-{mode}-ingest.log"),
+        Gateway(processor_only, ctx.out / f"gateway-{mode}-processor.log"),
+    ]
+    for gateway in gateways:
+        await asyncio.to_thread(gateway.start)
+    return gateways
+
+
 async def bench_mode(ctx: Context, mode: str) -> dict[str, Any]:
     plan = ctx.plan
-    bootstrap = ctx.broker.bootstrap if mode == "kafka" and ctx.broker else None
+    bootstrap = ctx.broker.bootstrap if mode.startswith("kafka") and ctx.broker else None
     config = GatewayConfig(
         data_dir=ctx.out / f"data-{mode}",
         suffix=f"{mode}-{uuid.uuid4().hex[:8]}",
         bootstrap=bootstrap,
         oc_url=ctx.simulator_url,
     )
-    gateway = Gateway(config, ctx.out / f"gateway-{mode}.log")
-    await asyncio.to_thread(gateway.start)
+    gateways = await _start_gateways(ctx, mode, config)
+    gateway, pids = gateways[0], [g.pid for g in gateways]
     steps: list[dict[str, Any]] = []
+    codes: list[int | None] = []
     try:
-        with Sampler(gateway.pid) as whole:
-            async with Watching(reader_for(mode, config, bootstrap)) as watching:
+        with Sampler(pids) as whole:
+            async with reader_running(mode, config, bootstrap) as watching:
                 await step(
-                    ctx, gateway, watching, f"{mode}-warmup", plan.warmup_rate, plan.warmup_s
+                    ctx, gateway, pids, watching, f"{mode}-warmup", plan.warmup_rate, plan.warmup_s
                 )
                 for rate in plan.rates:
                     print(f"[{mode}] {rate}/s for {plan.step_s:.0f} s", flush=True)
                     steps.append(
-                        await step(ctx, gateway, watching, f"{mode}-{rate}", rate, plan.step_s)
+                        await step(
+                            ctx, gateway, pids, watching, f"{mode}-{rate}", rate, plan.step_s
+                        )
                     )
                     if not steps[-1]["sustained"]:
                         print(f"[{mode}] {rate}/s not sustained; higher rates skipped")
@@ -179,21 +232,25 @@ async def bench_mode(ctx: Context, mode: str) -> dict[str, Any]:
                 saturation = await step(
                     ctx,
                     gateway,
+                    pids,
                     watching,
                     f"{mode}-saturation",
                     0,
                     plan.saturation_s,
                     plan.saturation_workers,
                 )
-        final = sample(gateway.pid)
+        peaks = [sample(pid).peak_rss_bytes for pid in pids]
     finally:
-        code = await asyncio.to_thread(gateway.stop)
+        for g in gateways:
+            codes.append(await asyncio.to_thread(g.stop))
     return {
-        "log": mode,
+        "log": "embedded" if mode.startswith("embedded") else "kafka",
+        "processes": len(gateways),
         "rates": steps,
         "saturation": saturation,
-        "peak_rss_bytes": max(whole.max_rss_bytes, final.peak_rss_bytes),
-        "exit_code": code,
+        "peak_rss_bytes": max(whole.max_rss_bytes, sum(peaks)),
+        "peak_rss_bytes_per_process": peaks,
+        "exit_codes": codes,
     }
 
 
@@ -240,7 +297,7 @@ async def run(
     await asyncio.to_thread(sim.start)
     own_broker = broker is None
     try:
-        if broker is None and ("kafka" in plan.modes or plan.references):
+        if broker is None and (any(m.startswith("kafka") for m in plan.modes) or plan.references):
             broker = await asyncio.to_thread(start_broker, out / "kafka")
         ctx = Context(plan, out, vegeta_path, sim_url, broker)
         started = time.time()

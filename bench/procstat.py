@@ -33,11 +33,21 @@ def sample(pid: int) -> ProcSample:
     return ProcSample((utime + stime) / _TICKS, rss, peak)
 
 
+def total(pids: list[int]) -> ProcSample:
+    """CPU and memory of several processes added up (a gateway split in two)."""
+    found = [sample(pid) for pid in pids]
+    return ProcSample(
+        sum(s.cpu_s for s in found),
+        sum(s.rss_bytes for s in found),
+        sum(s.peak_rss_bytes for s in found),
+    )
+
+
 @dataclass
 class Sampler:
-    """Samples a process every `every_s` on a thread; keeps the highest RSS seen."""
+    """Samples processes every `every_s` on a thread; keeps the highest total RSS seen."""
 
-    pid: int
+    pids: list[int]
     every_s: float = 0.25
     max_rss_bytes: int = 0
     samples: list[tuple[float, ProcSample]] = field(default_factory=list)
@@ -57,7 +67,7 @@ class Sampler:
 
     def _take(self) -> None:
         try:
-            s = sample(self.pid)
+            s = total(self.pids)
         except (OSError, ValueError, IndexError):
             return  # the process is gone (a fault run killed it)
         self.samples.append((time.time(), s))

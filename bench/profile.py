@@ -15,7 +15,6 @@ from typing import Any
 
 from bench import benchmark
 from bench.services import Gateway, GatewayConfig, simulator
-from bench.topics import Watching
 from tools.kafka_broker import Broker, start_broker
 
 
@@ -25,7 +24,7 @@ async def run(mode: str, rate: int, seconds: float, out: Path, vegeta_path: Path
     await asyncio.to_thread(sim.start)
     broker: Broker | None = None
     try:
-        if mode == "kafka":
+        if mode.startswith("kafka"):
             broker = await asyncio.to_thread(start_broker, out / "kafka")
         ctx = benchmark.Context(plan, out, vegeta_path, sim_url, broker)
         config = GatewayConfig(
@@ -34,14 +33,18 @@ async def run(mode: str, rate: int, seconds: float, out: Path, vegeta_path: Path
             bootstrap=broker.bootstrap if broker else None,
             oc_url=sim_url,
         )
+        if mode in benchmark.INGEST_ONLY:
+            config.extra["GATEWAY_PROCESSOR_ENABLED"] = "false"
         report = out / f"profile-{mode}-{rate}.txt"
         gateway = Gateway(config, out / f"gateway-{mode}.log", profile=report)
         await asyncio.to_thread(gateway.start)
         try:
-            reader = benchmark.reader_for(mode, config, config.bootstrap)
-            async with Watching(reader) as watching:
-                await benchmark.step(ctx, gateway, watching, "warmup", 200, 2.0)
-                figures = await benchmark.step(ctx, gateway, watching, f"p-{rate}", rate, seconds)
+            async with benchmark.reader_running(mode, config, config.bootstrap) as watching:
+                pids = [gateway.pid]
+                await benchmark.step(ctx, gateway, pids, watching, "warmup", 200, 2.0)
+                figures = await benchmark.step(
+                    ctx, gateway, pids, watching, f"p-{rate}", rate, seconds
+                )
         finally:
             await asyncio.to_thread(gateway.stop, 60.0)
         return {"report": str(report), **figures}

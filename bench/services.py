@@ -179,7 +179,7 @@ class Gateway(Service):
             # pyinstrument samples the whole process and writes its report at exit.
             argv = [
                 *(str(VENV_BIN / "python"), "-m", "pyinstrument", "-r", "text"),
-                *("--show-all", "-o", str(profile), "-m", "gateway.cli", "serve"),
+                *("-o", str(profile), "-m", "gateway.cli", "serve"),
             ]
         super().__init__(
             "gateway",
