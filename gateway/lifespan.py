@@ -32,6 +32,7 @@ from gateway.oc.enricher import OcEnricher
 from gateway.oc.factory import build_enricher
 from gateway.ops.logs import get_logger
 from gateway.ops.metrics import Metrics
+from gateway.ops.tracing import Tracing
 from gateway.process.handler import CallbackHandler
 from gateway.process.processor import Handler, Processor
 from gateway.process.reconcile import Reconciler
@@ -109,6 +110,7 @@ class Gateway:
     metrics: Metrics = field(default_factory=Metrics)
     # Tests wrap the record handler (the processor's port) to inject failures.
     wrap_handler: Callable[[Handler], Handler] | None = None
+    tracing: Tracing | None = None  # built from settings unless given (tests)
     log: Log = field(init=False)
     verifier: Verifier = field(init=False)
     ingest: IngestService = field(init=False)
@@ -124,9 +126,13 @@ class Gateway:
     def __post_init__(self) -> None:
         self.log = build_log(self.settings)
         self.verifier = Verifier(self.settings, time.time)
-        self.ingest = IngestService(self.settings, self.log, self.verifier, self.metrics)
+        if self.tracing is None:
+            self.tracing = Tracing(self.settings)
+        self.ingest = IngestService(
+            self.settings, self.log, self.verifier, self.metrics, self.tracing
+        )
         if self.settings.processor_enabled:
-            built = build_enricher(self.settings, self.metrics)
+            built = build_enricher(self.settings, self.metrics, self.tracing)
             if built is not None:
                 self.oc_client, self.enricher = built
 
@@ -153,7 +159,9 @@ class Gateway:
             handler: Handler = CallbackHandler(settings, self.metrics, self.enricher)
             if self.wrap_handler is not None:
                 handler = self.wrap_handler(handler)
-            self.processor = Processor(settings, self.log, store, handler, self.metrics)
+            self.processor = Processor(
+                settings, self.log, store, handler, self.metrics, self.tracing
+            )
             self._tasks.append(asyncio.create_task(self.processor.run(), name="processor"))
             if self.oc_client is not None and settings.reconcile_enabled:
                 self.reconciler = Reconciler(
@@ -193,6 +201,8 @@ class Gateway:
             await self.oc_client.close()
         if self._lock is not None:
             self._lock.release()
+        if self.tracing is not None:
+            self.tracing.shutdown()
         logger.info("gateway stopped")
 
     async def ready(self) -> bool:

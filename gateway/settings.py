@@ -241,6 +241,19 @@ class Settings(BaseSettings):
         86400.0, gt=0, description="How long follow-up enrichment keeps trying before the DLQ."
     )
 
+    # --- tracing ----------------------------------------------------------------------
+    tracing_enabled: bool = Field(
+        False,
+        description="OpenTelemetry spans per callback, record and OC call, with trace "
+        "context in Kafka headers (needs the otel extra).",
+    )
+    tracing_exporter: Literal["otlp", "console"] = Field(
+        "otlp",
+        description="Where spans go: OTLP/HTTP (configured by the standard OTEL_EXPORTER_OTLP_* "
+        "variables) or stdout.",
+    )
+    tracing_service_name: str = Field("oc-event-gateway", description="service.name of the spans.")
+
     # --- personal data ------------------------------------------------------------------
     pii_policy: dict[str, dict[str, Literal["drop", "mask", "hash", "publish"]]] = Field(
         default_factory=dict,

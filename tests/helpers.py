@@ -17,6 +17,7 @@ from starlette.types import ASGIApp
 from gateway.app import create_app
 from gateway.lifespan import Gateway
 from gateway.log.base import LogRecord
+from gateway.ops.tracing import Tracing
 from gateway.process.processor import Handler
 from gateway.settings import Settings
 
@@ -67,11 +68,13 @@ def client_from(app: ASGIApp, source: str = "127.0.0.1") -> httpx.AsyncClient:
 
 @asynccontextmanager
 async def running_app(
-    settings: Settings, wrap_handler: Callable[[Handler], Handler] | None = None
+    settings: Settings,
+    wrap_handler: Callable[[Handler], Handler] | None = None,
+    tracing: Tracing | None = None,
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Gateway]]:
     """The app with its lifespan started, and a client that calls it in-process."""
     async with (
-        running_asgi(settings, wrap_handler) as (app, gateway),
+        running_asgi(settings, wrap_handler, tracing) as (app, gateway),
         client_from(app) as client,
     ):
         yield client, gateway
@@ -79,10 +82,12 @@ async def running_app(
 
 @asynccontextmanager
 async def running_asgi(
-    settings: Settings, wrap_handler: Callable[[Handler], Handler] | None = None
+    settings: Settings,
+    wrap_handler: Callable[[Handler], Handler] | None = None,
+    tracing: Tracing | None = None,
 ) -> AsyncIterator[tuple[ASGIApp, Gateway]]:
     """The app with its lifespan started (for clients from other addresses)."""
-    gateway = Gateway(settings, wrap_handler=wrap_handler)
+    gateway = Gateway(settings, wrap_handler=wrap_handler, tracing=tracing)
     app = create_app(gateway=gateway)
     async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60) as manager:
         yield manager.app, gateway

@@ -47,16 +47,37 @@ def reference_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
+def metrics_markdown() -> str:
+    """A markdown table of every metric the gateway exports."""
+    from gateway.ops.metrics import Metrics
+
+    metrics = Metrics()
+    lines = ["| Metric | Type | Labels | Meaning |", "|---|---|---|---|"]
+    for metric in metrics.registry.collect():
+        name = metric.name + ("_total" if metric.type == "counter" else "")
+        labels = ", ".join(f"`{label}`" for label in metrics.labels[metric.name]) or "-"
+        lines.append(f"| `{name}` | {metric.type} | {labels} | {metric.documentation} |")
+    return "\n".join(lines) + "\n"
+
+
 BEGIN = "<!-- settings:begin -->"
 END = "<!-- settings:end -->"
+METRICS_BEGIN = "<!-- metrics:begin -->"
+METRICS_END = "<!-- metrics:end -->"
 
 
-def splice(document: str, table: str) -> str:
-    """`document` with the text between the settings markers replaced by `table`."""
-    head, found, rest = document.partition(BEGIN)
-    if not found or END not in rest:
-        raise ValueError(f"the document has no {BEGIN} ... {END} block")
-    return head + BEGIN + "\n" + table + rest[rest.index(END) :]
+def splice(document: str, table: str, begin: str = BEGIN, end: str = END) -> str:
+    """`document` with the text between the `begin` and `end` markers replaced by `table`."""
+    head, found, rest = document.partition(begin)
+    if not found or end not in rest:
+        raise ValueError(f"the document has no {begin} ... {end} block")
+    return head + begin + "\n" + table + rest[rest.index(end) :]
+
+
+def refresh(document: str) -> str:
+    """`document` with both generated tables (settings, metrics) rewritten."""
+    document = splice(document, reference_markdown())
+    return splice(document, metrics_markdown(), METRICS_BEGIN, METRICS_END)
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -70,7 +91,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             sys.stdout.write(reference_markdown())
             return 0
         path: Path = args.update
-        path.write_text(splice(path.read_text(), reference_markdown()))
+        path.write_text(refresh(path.read_text()))
         return 0
 
     parser.set_defaults(handler=run)

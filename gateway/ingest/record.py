@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
 
-from gateway.log.base import Record
+from gateway.log.base import Headers, Record
 from schemas.callbacks import INVENTORY_CALLBACK, OUTBOUND_CALLBACK, RETURN_CALLBACK
 
 Kind = Literal["outbound", "return", "inventory"]
@@ -76,8 +76,9 @@ class Received:
     received_at: datetime
     verified: tuple[str, ...]
     content_type: str
+    trace: Headers = ()  # traceparent of the callback's span, when tracing is on
 
-    def headers(self, **extra: str) -> tuple[tuple[str, bytes], ...]:
+    def headers(self, **extra: str) -> Headers:
         base = {
             H_DELIVERY_ID: self.delivery_id,
             H_RECEIVED_AT: self.received_at.astimezone(UTC).isoformat(),
@@ -86,7 +87,7 @@ class Received:
             H_CONTENT_TYPE: self.content_type or "application/json",
             **extra,
         }
-        return tuple((name, value.encode()) for name, value in base.items())
+        return tuple((name, value.encode()) for name, value in base.items()) + self.trace
 
 
 def raw_records(received: Received, keys: list[str], raw_topic: str) -> list[Record]:

@@ -65,6 +65,15 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 async def receive_callback(request: Request) -> Response:
     ingest: IngestService = request.state.ingest
+    if not ingest.tracing.enabled:
+        return await _receive(request, ingest)
+    parent = {k: v for k, v in request.headers.items() if k in ("traceparent", "tracestate")}
+    name = f"callback {request.path_params['kind']}"
+    with ingest.tracing.span(name, parent=parent, kind="server"):
+        return await _receive(request, ingest)
+
+
+async def _receive(request: Request, ingest: IngestService) -> Response:
     metrics: Metrics = request.state.metrics
     limit: int = request.state.max_body_bytes
     started = time.perf_counter()

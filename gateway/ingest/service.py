@@ -27,6 +27,7 @@ from gateway.ingest.record import (
 from gateway.ingest.verify import Delivery, Verifier
 from gateway.log.base import Log
 from gateway.ops.metrics import Metrics
+from gateway.ops.tracing import Tracing
 from gateway.settings import Settings
 
 
@@ -74,8 +75,10 @@ class IngestService:
         log: Log,
         verifier: Verifier,
         metrics: Metrics,
+        tracing: Tracing,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self.tracing = tracing
         self._settings = settings
         self._log = log
         self._verifier = verifier
@@ -113,6 +116,7 @@ class IngestService:
             received_at=datetime.fromtimestamp(self._clock(), UTC),
             verified=verdict.methods,
             content_type=content_type,
+            trace=self.tracing.headers(),
         )
         try:
             keys = entity_keys(kind, document)

@@ -27,6 +27,7 @@ from gateway.oc.ratelimit import AccountLimiter, Priority
 from gateway.oc.responses import E, OcThrottled, read_answer, transport_error
 from gateway.oc.retry import RetryPolicy, with_retries
 from gateway.ops.metrics import Metrics
+from gateway.ops.tracing import Tracing
 from schemas.oc_api import BUSINESS_PREFIX
 
 
@@ -75,7 +76,9 @@ class OcCaller:
         breaker_failures: int,
         breaker_reset_s: float,
         rng: random.Random | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
+        self._tracing = tracing
         self._http = http
         self.limiter = limiter
         self._policy = policy
@@ -140,6 +143,13 @@ class OcCaller:
 
         return await with_retries(attempt, self._policy, self._clock, self._rng)
 
+    async def _traced_send(self, endpoint: Endpoint, request: httpx.Request) -> httpx.Response:
+        if self._tracing is None or not self._tracing.enabled:
+            return await self._http.send(request)
+        attributes = {"oc.endpoint": endpoint.name, "http.request.method": endpoint.method}
+        with self._tracing.span(f"oc {endpoint.name}", attributes=attributes, kind="client"):
+            return await self._http.send(request)
+
     async def _send(
         self,
         endpoint: Endpoint,
@@ -158,7 +168,7 @@ class OcCaller:
         started = self._clock.monotonic()
         try:
             try:
-                response = await self._http.send(request)
+                response = await self._traced_send(endpoint, request)
             except httpx.HTTPError as exc:
                 raise transport_error(exc, endpoint.name) from exc
             answer = read_answer(response, parse, endpoint.name)

@@ -47,6 +47,7 @@ from gateway.oc.retry import RetryPolicy
 from gateway.oc.tokens import TokenStore
 from gateway.oc.windows import Window, halve, split_range
 from gateway.ops.metrics import Metrics
+from gateway.ops.tracing import Tracing
 from gateway.settings import Settings
 from schemas.oc_api import (
     OAUTH_TOKEN_PATH,
@@ -80,6 +81,7 @@ class OcClient:
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         if not settings.oc_base_url:
             raise ConfigurationError("OcClient needs oc_base_url")
@@ -88,6 +90,7 @@ class OcClient:
         self._transport = transport
         self._clock = clock
         self._rng = rng
+        self._tracing = tracing
         self._http: httpx.AsyncClient | None = None
         self._queries: OcQueries | None = None
         self._batchers: list[Batcher[str, Any]] = []
@@ -140,6 +143,7 @@ class OcClient:
             breaker_failures=settings.oc_breaker_failures,
             breaker_reset_s=settings.oc_breaker_reset_s,
             rng=self._rng,
+            tracing=self._tracing,
         )
         self._queries = OcQueries(caller, self._clock)
 

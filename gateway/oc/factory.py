@@ -7,10 +7,13 @@ from gateway.oc.client import OcClient
 from gateway.oc.enricher import OcEnricher
 from gateway.oc.tokens import TokenStore
 from gateway.ops.metrics import Metrics
+from gateway.ops.tracing import Tracing
 from gateway.settings import Settings
 
 
-def build_enricher(settings: Settings, metrics: Metrics) -> tuple[OcClient, OcEnricher] | None:
+def build_enricher(
+    settings: Settings, metrics: Metrics, tracing: Tracing | None = None
+) -> tuple[OcClient, OcEnricher] | None:
     """The OC client and the enricher over it, or None when `oc_base_url` is empty
     (enrichment off). The caller awaits `client.start()` before use and
     `client.close()` at shutdown. Raises `ConfigurationError` when OC is configured
@@ -25,5 +28,5 @@ def build_enricher(settings: Settings, metrics: Metrics) -> tuple[OcClient, OcEn
             f"oc_base_url is set but there is no OC refresh token (oc_refresh_token, or "
             f"a stored one in {settings.token_store_path})"
         )
-    client = OcClient(settings, metrics)
+    client = OcClient(settings, metrics, tracing=tracing)
     return client, OcEnricher(client)

@@ -7,7 +7,11 @@ Names follow Prometheus conventions: `gateway_` prefix, base units in the name
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+C = TypeVar("C", Counter, Gauge, Histogram)
 
 _LATENCY_BUCKETS = (
     0.0005,
@@ -35,180 +39,217 @@ class Metrics:
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
+        self.labels: dict[str, tuple[str, ...]] = {}  # family name -> label names (docs)
         # ingest
-        self.callbacks_received = Counter(
+        self.callbacks_received = self._track(
+            Counter,
             "gateway_callbacks_received_total",
             "Callbacks that reached a webhook route.",
             ["kind"],
             registry=r,
         )
-        self.callbacks_accepted = Counter(
+        self.callbacks_accepted = self._track(
+            Counter,
             "gateway_callbacks_accepted_total",
             "Callbacks stored durably and acknowledged to OC, by the log that took them.",
             ["kind", "log"],
             registry=r,
         )
-        self.callbacks_rejected = Counter(
+        self.callbacks_rejected = self._track(
+            Counter,
             "gateway_callbacks_rejected_total",
             "Callbacks refused, by reason.",
             ["reason"],
             registry=r,
         )
-        self.callbacks_quarantined = Counter(
+        self.callbacks_quarantined = self._track(
+            Counter,
             "gateway_callbacks_quarantined_total",
             "Genuine callbacks of unknown shape sent to the quarantine topic.",
             ["reason"],
             registry=r,
         )
-        self.verification_failures = Counter(
+        self.verification_failures = self._track(
+            Counter,
             "gateway_verification_failures_total",
             "Callbacks that failed verification, by the method that failed.",
             ["method"],
             registry=r,
         )
-        self.ack_duration = Histogram(
+        self.ack_duration = self._track(
+            Histogram,
             "gateway_ack_duration_seconds",
             "Time from a callback's arrival to the answer sent to OC.",
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self.log_append_duration = Histogram(
+        self.log_append_duration = self._track(
+            Histogram,
             "gateway_log_append_duration_seconds",
             "Time the log took to confirm an append.",
             ["log"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self.spool_depth = Gauge(
+        self.spool_depth = self._track(
+            Gauge,
             "gateway_spool_depth_records",
             "Records waiting in the local spool for Kafka.",
             registry=r,
         )
-        self.spool_oldest_age = Gauge(
+        self.spool_oldest_age = self._track(
+            Gauge,
             "gateway_spool_oldest_age_seconds",
             "Age of the oldest record in the local spool (0 when empty).",
             registry=r,
         )
-        self.spooled = Counter(
+        self.spooled = self._track(
+            Counter,
             "gateway_spooled_records_total",
             "Records written to the local spool because Kafka did not confirm in time.",
             registry=r,
         )
-        self.ready = Gauge("gateway_ready", "1 when the gateway accepts callbacks.", registry=r)
-        self.insecure_mode = Gauge(
+        self.ready = self._track(
+            Gauge, "gateway_ready", "1 when the gateway accepts callbacks.", registry=r
+        )
+        self.insecure_mode = self._track(
+            Gauge,
             "gateway_insecure_mode",
             "1 when callbacks are accepted without verification (development only).",
             registry=r,
         )
         # processor
-        self.processor_lag = Gauge(
+        self.processor_lag = self._track(
+            Gauge,
             "gateway_processor_lag_records",
             "Records in the log not yet processed, per partition.",
             ["topic", "partition"],
             registry=r,
         )
-        self.events_published = Counter(
+        self.events_published = self._track(
+            Counter,
             "gateway_events_published_total",
             "Typed events published, by event type.",
             ["type"],
             registry=r,
         )
-        self.duplicates = Counter(
+        self.duplicates = self._track(
+            Counter,
             "gateway_duplicates_total",
             "Callbacks recognised as duplicates and not published again.",
             ["kind"],
             registry=r,
         )
-        self.status_regressions = Counter(
+        self.status_regressions = self._track(
+            Counter,
             "gateway_status_regressions_total",
             "Status changes that went backwards (published flagged).",
             ["kind"],
             registry=r,
         )
-        self.unknown_status = Counter(
+        self.unknown_status = self._track(
+            Counter,
             "gateway_unknown_status_total",
             "Callbacks whose OC status did not map onto a known status.",
             ["kind"],
             registry=r,
         )
-        self.dlq_records = Counter(
+        self.dlq_records = self._track(
+            Counter,
             "gateway_dlq_records_total",
             "Records sent to the dead-letter topic, by reason.",
             ["reason"],
             registry=r,
         )
-        self.event_lag = Histogram(
+        self.event_lag = self._track(
+            Histogram,
             "gateway_event_lag_seconds",
             "Time from OC's event time to the event's publication.",
             ["type"],
             buckets=_LAG_BUCKETS,
             registry=r,
         )
-        self.batch_duration = Histogram(
+        self.batch_duration = self._track(
+            Histogram,
             "gateway_processor_batch_duration_seconds",
             "Time to process and commit one batch.",
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self.enrichment = Counter(
+        self.enrichment = self._track(
+            Counter,
             "gateway_enrichment_total",
             "Events by enrichment status at publication.",
             ["status"],
             registry=r,
         )
         # OC API
-        self.oc_requests = Counter(
+        self.oc_requests = self._track(
+            Counter,
             "gateway_oc_requests_total",
             "Requests to OC's API, by endpoint and outcome.",
             ["endpoint", "outcome"],
             registry=r,
         )
-        self.oc_request_duration = Histogram(
+        self.oc_request_duration = self._track(
+            Histogram,
             "gateway_oc_request_duration_seconds",
             "Duration of requests to OC's API.",
             ["endpoint"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self.oc_cache_hits = Counter(
+        self.oc_cache_hits = self._track(
+            Counter,
             "gateway_oc_cache_hits_total",
             "Look-ups answered from the cache or a shared in-flight request.",
             ["endpoint"],
             registry=r,
         )
-        self.oc_batch_size = Histogram(
+        self.oc_batch_size = self._track(
+            Histogram,
             "gateway_oc_batch_size",
             "Items per batched OC look-up.",
             ["endpoint"],
             buckets=_BATCH_BUCKETS,
             registry=r,
         )
-        self.oc_breaker_state = Gauge(
+        self.oc_breaker_state = self._track(
+            Gauge,
             "gateway_oc_breaker_state",
             "Circuit breaker per endpoint: 0 closed, 1 half-open, 2 open.",
             ["endpoint"],
             registry=r,
         )
-        self.oc_token_refreshes = Counter(
+        self.oc_token_refreshes = self._track(
+            Counter,
             "gateway_oc_token_refreshes_total",
             "OAuth access-token refreshes, by outcome.",
             ["outcome"],
             registry=r,
         )
         # reconciliation
-        self.reconcile_changes = Counter(
+        self.reconcile_changes = self._track(
+            Counter,
             "gateway_reconcile_changes_found_total",
             "Changes found by polling OC that no callback reported.",
             ["kind"],
             registry=r,
         )
-        self.reconcile_last_success = Gauge(
+        self.reconcile_last_success = self._track(
+            Gauge,
             "gateway_reconcile_last_success_timestamp_seconds",
             "Unix time of the last successful reconciliation run.",
             registry=r,
         )
-        self.reconcile_window_lag = Gauge(
+        self.reconcile_window_lag = self._track(
+            Gauge,
             "gateway_reconcile_window_lag_seconds",
-            "How far the end of the last reconciled window lags behind now.",
+            "Seconds of the look-back window the last run could not cover within its budget.",
             registry=r,
         )
+
+    def _track(self, kind: type[C], name: str, documentation: str, *args: Any, **kw: Any) -> C:
+        labels = args[0] if args else kw.get("labelnames", ())
+        self.labels[name.removesuffix("_total")] = tuple(labels)
+        return kind(name, documentation, *args, **kw)

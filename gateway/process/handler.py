@@ -304,6 +304,8 @@ class CallbackHandler:
         result = await enrich()
         ce_id = event_id(change.event_type, identity)
         event = build(ce_id, state, regress, result)
+        status = enrichment_status(self.enricher.enabled, result.missing, 2).status
+        self.metrics.enrichment.labels(status).inc()
         outputs = [
             self.publisher.event_record(
                 event,

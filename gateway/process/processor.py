@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Protocol
 
 from gateway.errors import LogUnavailable, ProcessingError
 from gateway.log.base import Log, LogConsumer, LogRecord, Record, TopicPartition
 from gateway.ops.logs import get_logger
 from gateway.ops.metrics import Metrics
+from gateway.ops.tracing import Tracing
 from gateway.process.dlq import dead_letter
 from gateway.process.state import StateStore, StateView
 from gateway.settings import Settings
@@ -50,7 +53,9 @@ class Processor:
         store: StateStore,
         handler: Handler,
         metrics: Metrics,
+        tracing: Tracing | None = None,
     ) -> None:
+        self._tracing = tracing or Tracing(settings)
         self._settings = settings
         self._log = log
         self._store = store
@@ -167,7 +172,7 @@ class Processor:
         while True:
             attempts += 1
             try:
-                return await self._handler.handle(record, view)
+                return await self._traced(record, view)
             except ProcessingError as exc:
                 return [self._dead_letter(record, "processing_error", str(exc), attempts)]
             except LogUnavailable:
@@ -187,6 +192,17 @@ class Processor:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _RETRY_MAX_S)
 
+    async def _traced(self, record: LogRecord, view: StateView) -> list[Record]:
+        """Handle a record; with tracing on, in a span continuing the callback's trace,
+        whose context the outputs carry on."""
+        if not self._tracing.enabled:
+            return await self._handler.handle(record, view)
+        kind = (record.header("gw-kind") or b"record").decode()
+        with self._tracing.span(f"process {kind}", parent=record.headers, kind="consumer"):
+            outputs = await self._handler.handle(record, view)
+            trace = self._tracing.headers()
+        return [dataclasses.replace(r, headers=r.headers + trace) for r in outputs]
+
     def _dead_letter(self, record: LogRecord, reason: str, detail: str, attempts: int) -> Record:
         self._metrics.dlq_records.labels(reason).inc()
         logger.error(
@@ -201,10 +217,17 @@ class Processor:
         return dead_letter(record, self._settings.topic_dlq, f"{reason}: {detail}", attempts)
 
     def _count_published(self, outputs: Sequence[Record]) -> None:
+        now = time.time()
         for output in outputs:
             event_type = output.header("ce_type")
-            if event_type is not None:
-                self._metrics.events_published.labels(event_type.decode()).inc()
+            if event_type is None:
+                continue
+            name = event_type.decode()
+            self._metrics.events_published.labels(name).inc()
+            occurred = output.header("ce_time")
+            if occurred is not None:
+                lag = now - datetime.fromisoformat(occurred.decode()).timestamp()
+                self._metrics.event_lag.labels(name).observe(max(0.0, lag))
 
     async def _report_lag(self, consumer: LogConsumer) -> None:
         now = time.monotonic()
