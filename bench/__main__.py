@@ -44,6 +44,7 @@ def _plan(args: argparse.Namespace) -> benchmark.Plan:
         "modes": tuple(args.modes.split(",")),
         "rates": tuple(int(r) for r in args.rates.split(",")),
         "references": not args.no_references,
+        "gateway_env": tuple(tuple(kv.split("=", 1)) for kv in args.gateway_env),
     }
     if args.quick:
         chosen |= {
@@ -68,6 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     run_bench.add_argument("--rates", default="250,500,1000,2000", help="fixed arrival rates")
     run_bench.add_argument("--no-references", action="store_true", help="skip the ceilings")
+    run_bench.add_argument(
+        "--gateway-env",
+        action="append",
+        default=[],
+        metavar="GATEWAY_X=V",
+        help="an extra setting for the gateways (experiments)",
+    )
     run_faults = sub.add_parser("faults", help="fault runs with an independent audit")
     run_faults.add_argument("--only", action="append", choices=sorted(faults.SCENARIOS))
     run_faults.add_argument("--quick", action="store_true", help="short runs (development)")

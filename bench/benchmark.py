@@ -61,6 +61,8 @@ class Plan:
     # A step is sustained when at least this share of the offered rate was answered 200
     # (with at most 1% other answers); the sweep stops after the first one that is not.
     sustained_share: float = 0.9
+    # Extra GATEWAY_* settings for every gateway of the run (experiments; empty by default).
+    gateway_env: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -181,14 +183,22 @@ async def _start_gateways(ctx: Context, mode: str, config: GatewayConfig) -> lis
         config.suffix,
         config.bootstrap,
         config.oc_url,
-        {"GATEWAY_PROCESSOR_ENABLED": "false", "GATEWAY_INSTANCE_ID": "bench-ingest"},
+        {
+            **config.extra,
+            "GATEWAY_PROCESSOR_ENABLED": "false",
+            "GATEWAY_INSTANCE_ID": "bench-ingest",
+        },
     )
     processor_only = GatewayConfig(
         config.data_dir / "processor",
         config.suffix,
         config.bootstrap,
         config.oc_url,
-        {"GATEWAY_INGEST_ENABLED": "false", "GATEWAY_INSTANCE_ID": "bench-processor"},
+        {
+            **config.extra,
+            "GATEWAY_INGEST_ENABLED": "false",
+            "GATEWAY_INSTANCE_ID": "bench-processor",
+        },
     )
     gateways = [
         Gateway(ingest_only, ctx.out / f"gateway-{mode}-ingest.log"),
@@ -207,6 +217,7 @@ async def bench_mode(ctx: Context, mode: str) -> dict[str, Any]:
         suffix=f"{mode}-{uuid.uuid4().hex[:8]}",
         bootstrap=bootstrap,
         oc_url=ctx.simulator_url,
+        extra=dict(plan.gateway_env),
     )
     gateways = await _start_gateways(ctx, mode, config)
     gateway, pids = gateways[0], [g.pid for g in gateways]

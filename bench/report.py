@@ -127,19 +127,21 @@ _HEADLINE_ROWS = (
 
 
 def _headline_md(h: dict[str, Any]) -> list[str]:
-    k, e = h.get("kafka", {}), h.get("embedded", {})
+    modes = list(h)
     rows = []
     for label, key, target, higher, text in _HEADLINE_ROWS:
         digits = 3 if "share" in key else 1
-        cells = [f"{_fmt(d.get(key), digits)} ({_met(d.get(key), target, higher)})" for d in (k, e)]
+        cells = [
+            f"{_fmt(h[m].get(key), digits)} ({_met(h[m].get(key), target, higher)})" for m in modes
+        ]
         rows.append([label, *cells, text])
     rows.append(
-        ["saturation (callbacks/s)", *(_fmt(d.get("saturation_per_s")) for d in (k, e)), ""]
+        ["saturation (callbacks/s)", *(_fmt(h[m].get("saturation_per_s")) for m in modes), ""]
     )
     rows.append(
-        ["CPU s per 1,000 callbacks", *(_fmt(d.get("cpu_s_per_1000"), 2) for d in (k, e)), ""]
+        ["CPU s per 1,000 callbacks", *(_fmt(h[m].get("cpu_s_per_1000"), 2) for m in modes), ""]
     )
-    return _table(["figure", "kafka log", "embedded log", "target"], rows)
+    return _table(["figure", *(f"{m} log" if "-" not in m else m for m in modes), "target"], rows)
 
 
 def _bench_md(b: dict[str, Any]) -> list[str]:

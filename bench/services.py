@@ -70,7 +70,9 @@ class Service:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 list(self.argv),
-                env={**os.environ, **self.env},
+                # The code of the tree this harness sits in, also when that is a git
+                # worktree and the virtual environment's editable install points elsewhere.
+                env={**os.environ, "PYTHONPATH": str(REPO), **self.env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
