@@ -19,16 +19,22 @@ from tools.kafka_broker import Broker, BrokerError, start_broker
 SettingsFactory = Callable[..., Settings]
 
 
-@pytest.fixture(scope="session")
-def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+def _running_broker(workdir: Path) -> Iterator[Broker]:
+    """A started broker, stopped afterwards; a broker that cannot start fails the test
+    with its log (never a skip)."""
     try:
-        broker = start_broker(tmp_path_factory.mktemp("kafka"))
+        broker = start_broker(workdir)
     except BrokerError as exc:
         pytest.fail(f"the Kafka broker did not start:\n{exc}", pytrace=False)
     try:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    yield from _running_broker(tmp_path_factory.mktemp("kafka"))
 
 
 @pytest.fixture
@@ -75,11 +81,4 @@ def make_settings(tmp_path: Path) -> SettingsFactory:
 @pytest.fixture
 def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     """A broker of this test's own, for tests that kill and restart it."""
-    try:
-        broker = start_broker(tmp_path_factory.mktemp("own-kafka"))
-    except BrokerError as exc:
-        pytest.fail(f"the Kafka broker did not start:\n{exc}", pytrace=False)
-    try:
-        yield broker
-    finally:
-        broker.stop()
+    yield from _running_broker(tmp_path_factory.mktemp("own-kafka"))

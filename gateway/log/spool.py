@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.aio import wait_set
 from gateway.errors import LogUnavailable, SpoolFull
 from gateway.log.base import AssignmentListener, LogConsumer, LogRecord, Position, Record
 from gateway.log.kafka import KafkaLog
@@ -171,9 +172,7 @@ class SpoolingLog:
             await self._pause(None)
 
     async def _pause(self, timeout_s: float | None) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout_s):
-                await self._wake.wait()
+        await wait_set(self._wake, timeout_s)
         self._wake.clear()
 
     async def _drain_once(self) -> int:
@@ -231,12 +230,7 @@ class SpoolingLog:
 
     async def wait_drained(self, timeout_s: float) -> bool:
         """Wait until the spool is empty; False if it is not within `timeout_s`."""
-        try:
-            async with asyncio.timeout(timeout_s):
-                await self._drained.wait()
-        except TimeoutError:
-            return False
-        return True
+        return await wait_set(self._drained, timeout_s)
 
     async def spool_stats(self) -> SpoolStats:
         records = size = 0

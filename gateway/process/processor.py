@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+from gateway.aio import wait_set
 from gateway.errors import LogUnavailable, ProcessingError
 from gateway.log.base import Log, LogConsumer, LogRecord, Record, TopicPartition
 from gateway.ops.logs import get_logger
@@ -65,13 +66,11 @@ class Processor:
         self._batch_lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._consumer: LogConsumer | None = None
-        self._assigned = asyncio.Event()
         self._last_lag = 0.0
 
     # --- AssignmentListener ---------------------------------------------------------------
     async def on_assigned(self, partitions: set[TopicPartition]) -> None:
         await self._store.load({tp for tp in partitions if tp[0] == self._raw_topic})
-        self._assigned.set()
         logger.info("partitions assigned", partitions=sorted(p for _, p in partitions))
 
     async def on_revoked(self, partitions: set[TopicPartition]) -> None:
@@ -81,14 +80,6 @@ class Processor:
             for topic, partition in partitions:
                 self._metrics.processor_lag.remove(topic, str(partition))
         logger.info("partitions revoked", partitions=sorted(p for _, p in partitions))
-
-    async def wait_assigned(self, timeout_s: float) -> bool:
-        try:
-            async with asyncio.timeout(timeout_s):
-                await self._assigned.wait()
-        except TimeoutError:
-            return False
-        return True
 
     # --- the loop -------------------------------------------------------------------------
     async def run(self) -> None:
@@ -115,9 +106,7 @@ class Processor:
         self._stopping.set()
 
     async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await self._stopping.wait()
+        await wait_set(self._stopping, seconds)
 
     async def _consume(self, consumer: LogConsumer) -> None:
         while not self._stopping.is_set():

@@ -18,7 +18,6 @@ concurrency and rate, and after a failed run the interval doubles (up to 8x).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import time
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from gateway.aio import wait_set
 from gateway.errors import LogUnavailable, OcError
 from gateway.ingest.record import (
     H_ENTITY_INDEX,
@@ -168,9 +168,7 @@ class Reconciler:
         self._stopping.set()
 
     async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await self._stopping.wait()
+        await wait_set(self._stopping, seconds)
 
     async def run_once(self, since: datetime, until: datetime, dry_run: bool = False) -> RunReport:
         """Compare OC's entities created in [since, until] with what was last seen, and
