@@ -24,7 +24,10 @@ RAW_HEADERS: Final[dict[str, str]] = {
     "oc_signature,path_token).",
     "gw-entity-index": "Position in the callback's `data` of the entity this record is keyed by.",
     "content-type": "Content type OC sent (application/json).",
-    "traceparent": "W3C trace context of the request that received the callback.",
+    "gw-source": "Absent on callbacks; `reconcile` on OC's state of an entity that "
+    "reconciliation read from OC's query APIs and wrote in the callback shape.",
+    "traceparent": "W3C trace context of the request that received the callback "
+    "(with tracing on).",
 }
 REASON_HEADERS: Final[dict[str, str]] = {
     "gw-reason": "Why the record is here (no secrets, no stack traces).",
@@ -56,7 +59,13 @@ CLOUDEVENTS_HEADERS: Final[dict[str, dict[str, Any]]] = {
         "the `$id` of schemas/jsonschema/<type>.json.",
     },
     "content-type": {"type": "string", "const": "application/json"},
-    "traceparent": {"type": "string", "description": "W3C trace context."},
+    "ce_reconciled": {
+        "type": "string",
+        "const": "true",
+        "description": "Extension attribute: present when reconciliation, not a callback, "
+        "found the change (the payload's `reconciled` is true as well).",
+    },
+    "traceparent": {"type": "string", "description": "W3C trace context (with tracing on)."},
 }
 _CE_REQUIRED: Final = ["ce_specversion", "ce_id", "ce_type", "ce_source", "content-type"]
 
