@@ -281,6 +281,12 @@ class Settings(BaseSettings):
         description="Orders and returns created this far back are compared (OC's queries "
         "select by creation time).",
     )
+    reconcile_baseline: bool = Field(
+        True,
+        description="On a fresh deployment (no processor state yet), the first run only "
+        "records OC's current statuses instead of publishing every recent entity as "
+        "reconciled.",
+    )
     reconcile_max_calls: int = Field(
         50, gt=0, description="Most OC query calls one reconciliation run may make."
     )

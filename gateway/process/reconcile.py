@@ -65,6 +65,8 @@ class RunReport:
     changes: list[Found] = field(default_factory=list)
     calls: int = 0
     covered_from: datetime | None = None  # the oldest creation time fully covered
+    baseline: bool = False  # record OC's statuses, publish nothing (fresh deployment)
+    baselined: int = 0
 
     @property
     def uncovered_s(self) -> float:
@@ -149,7 +151,7 @@ class Reconciler:
         now = datetime.fromtimestamp(self._clock(), UTC)
         since = now - timedelta(seconds=self._settings.reconcile_lookback_s)
         try:
-            report = await self.run_once(since, now)
+            report = await self.run_once(since, now, baseline=self._settings.reconcile_baseline)
         except (OcError, LogUnavailable) as exc:
             logger.warning("reconciliation failed; backing off", error=str(exc), factor=factor)
             return min(factor * 2, _MAX_BACKOFF)
@@ -159,6 +161,7 @@ class Reconciler:
             "reconciliation run",
             observed=report.observed,
             changes=len(report.changes),
+            baselined=report.baselined,
             calls=report.calls,
             uncovered_s=round(report.uncovered_s),
         )
@@ -170,12 +173,18 @@ class Reconciler:
     async def _pause(self, seconds: float) -> None:
         await wait_set(self._stopping, seconds)
 
-    async def run_once(self, since: datetime, until: datetime, dry_run: bool = False) -> RunReport:
+    async def run_once(
+        self, since: datetime, until: datetime, dry_run: bool = False, baseline: bool = False
+    ) -> RunReport:
         """Compare OC's entities created in [since, until] with what was last seen, and
-        (unless `dry_run`) append an observation for each difference."""
+        (unless `dry_run`) append an observation for each difference. With `baseline`,
+        a first run that finds no processor state at all (a fresh deployment) only
+        records OC's statuses: it does not announce every recent entity as missed."""
+        fresh = False
         if self._known is None:
             self._known = await published_statuses(self._log, self._settings.topic_state)
-        report = RunReport(since, until)
+            fresh = baseline and not self._known
+        report = RunReport(since, until, baseline=fresh)
         budget = CallBudget(self._settings.reconcile_max_calls)
         try:
             for start, end in _newest_first(since, until):
@@ -211,6 +220,10 @@ class Reconciler:
         assert self._known is not None
         known = self._known.get(f"{kind}:{key}")
         if known == status:
+            return
+        if report.baseline:
+            self._known[f"{kind}:{key}"] = status
+            report.baselined += 1
             return
         report.changes.append(Found(kind, key, status, known))
         if dry_run:

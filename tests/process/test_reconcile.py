@@ -210,3 +210,41 @@ async def test_reconciliation_backs_off_when_oc_is_strained(
         assert report.accepted == 5
         events = await status_events(kafka_bootstrap, settings.topic_outbound, 10)
     assert {e["enrichment"]["status"] for e in events[-5:]} == {"complete"}
+
+
+async def test_a_fresh_deployment_records_a_baseline_then_publishes_changes(
+    make_settings: SettingsFactory, kafka_bootstrap: str
+) -> None:
+    config = SimulatorConfig(
+        seed=29,
+        client_key=CLIENT_KEY,
+        secret_key=SECRET_KEY,
+        world_size=WorldSize(skus=30, orders=12, returns=0),
+    )
+    async with running_simulator(config) as world:
+        settings = settings_for(make_settings, world, kafka_bootstrap)
+        async with gateway_on_socket(settings) as (_, gateway):
+            reconciler = reconciler_of(gateway)
+            now = datetime.now(UTC)
+            window = (now - timedelta(days=4), now + timedelta(minutes=5))
+            first = await reconciler.run_once(*window, baseline=True)
+            assert first.changes == []
+            assert first.baselined >= 12  # every order OC has: recorded, not announced
+            missed = {cb.entity_key for cb in await callbacks_never_sent(world, 6)}
+            second = await reconciler.run_once(*window, baseline=True)
+            assert {f.key for f in second.changes} == missed
+            events = await status_events(kafka_bootstrap, settings.topic_outbound, len(missed))
+    assert sorted(e["orderNumber"] for e in events) == sorted(missed)
+    assert all(e["reconciled"] for e in events)
+
+
+async def callbacks_never_sent(world: Sim, count: int) -> list[SimCallback]:
+    """Advance the simulated world; OC 'sends' these callbacks and all of them get lost."""
+    response = await world.control.post(
+        "/_sim/callbacks/next", params={"count": count, "kind": "outbound"}
+    )
+    response.raise_for_status()
+    return [
+        SimCallback(c["kind"], c["entityKey"], c["messageId"], c["body"].encode())
+        for c in response.json()["callbacks"]
+    ]
