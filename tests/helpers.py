@@ -122,7 +122,11 @@ class KafkaTopicReader:
         self.records: list[Any] = []
 
     async def __aenter__(self) -> KafkaTopicReader:
-        await self._consumer.start()
+        try:
+            await self._consumer.start()
+        except BaseException:
+            await self._consumer.stop()
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -100,7 +100,11 @@ class KafkaConsumer:
                 acks="all",
                 linger_ms=self._settings.kafka_linger_ms,
             )
-            await producer.start()
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()  # a half-started client still holds connections
+                raise
             self._producers[tp] = producer
 
     def pause(self, partitions: Any) -> None:

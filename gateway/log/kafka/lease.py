@@ -57,6 +57,7 @@ class KafkaLease:
         try:
             await self._consumer.start()
         except KafkaError as exc:
+            await self._consumer.stop()
             raise LogUnavailable(f"cannot join the lease group: {exc}") from exc
         self._task = asyncio.create_task(self._keep(), name=f"lease-{self._group}")
 

@@ -157,8 +157,8 @@ class KafkaLog:
             isolation_level="read_committed",
             auto_offset_reset="earliest",
         )
-        await consumer.start()
         try:
+            await consumer.start()
             consumer.assign(tps)
             end = await consumer.end_offsets(tps)
             start = await consumer.beginning_offsets(tps)
@@ -177,6 +177,8 @@ class KafkaLog:
                 for tp in list(remaining):
                     if await consumer.position(tp) >= end[tp]:
                         remaining.discard(tp)
+        except KafkaError as exc:
+            raise LogUnavailable(f"kafka read of {topic}: {exc}") from exc
         finally:
             await consumer.stop()
 
