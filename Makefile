@@ -44,7 +44,8 @@ run: venv ## Run the gateway on the embedded log, with the OC simulator standing
 	  echo "OC simulator:  http://127.0.0.1:$(SIM_PORT)  (log: .run/simulator.log)"; \
 	  echo "Callback URL:  http://127.0.0.1:$(HTTP_PORT)/webhooks/oc/$(DEV_TOKEN)/outbound"; \
 	  echo "Send a sample: curl -sS -H 'content-type: application/json' --data-binary @tools/sample-callback.json http://127.0.0.1:$(HTTP_PORT)/webhooks/oc/$(DEV_TOKEN)/outbound"; \
-	  echo "Events:        $(BIN)/gateway events tail"; \
+	  echo "More, from OC: $(DEV_ENV) $(BIN)/gateway simulate send --simulator http://127.0.0.1:$(SIM_PORT) --target http://127.0.0.1:$(HTTP_PORT)/webhooks/oc/$(DEV_TOKEN)/{kind} --count 20"; \
+	  echo "Events:        $(BIN)/gateway events tail --follow"; \
 	  $(DEV_ENV) GATEWAY_PATH_TOKENS=$(DEV_TOKEN) GATEWAY_VERIFY_OC_SIGNATURE=false \
 	  GATEWAY_OC_BASE_URL=http://127.0.0.1:$(SIM_PORT) GATEWAY_OC_REFRESH_TOKEN=sim-refresh-token \
 	  GATEWAY_HTTP_PORT=$(HTTP_PORT) $(BIN)/gateway serve
