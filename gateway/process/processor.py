@@ -31,6 +31,7 @@ logger = get_logger("gateway.process")
 
 _FETCH_TIMEOUT_S = 0.5
 _LAG_INTERVAL_S = 5.0
+_EXPIRY_INTERVAL_S = 600.0
 _RETRY_BASE_S = 0.05
 _RETRY_MAX_S = 2.0
 
@@ -67,6 +68,7 @@ class Processor:
         self._stopping = asyncio.Event()
         self._consumer: LogConsumer | None = None
         self._last_lag = 0.0
+        self._last_expiry = time.monotonic()
 
     # --- AssignmentListener ---------------------------------------------------------------
     async def on_assigned(self, partitions: set[TopicPartition]) -> None:
@@ -113,6 +115,7 @@ class Processor:
             records = await consumer.fetch(self._settings.processor_batch_size, _FETCH_TIMEOUT_S)
             async with self._batch_lock:
                 await self._process_batch(consumer, records)
+                await self._expire_state(consumer)
             await self._report_lag(consumer)
 
     async def _process_batch(self, consumer: LogConsumer, records: Sequence[LogRecord]) -> None:
@@ -132,6 +135,20 @@ class Processor:
         self._count_published([r for rs in outputs.values() for r in rs])
         if records:
             self._metrics.batch_duration.observe(time.perf_counter() - started)
+
+    async def _expire_state(self, consumer: LogConsumer) -> None:
+        """Now and then, forget entities quiet for longer than the state retention, so
+        dedup memory does not grow with every order ever seen."""
+        now = time.monotonic()
+        if now - self._last_expiry < _EXPIRY_INTERVAL_S:
+            return
+        self._last_expiry = now
+        cutoff = int((time.time() - self._settings.state_retention_days * 86400) * 1000)
+        gone = self._store.expired(cutoff)
+        if gone:
+            outputs = {(self._raw_topic, p): records for p, records in gone.items()}
+            await consumer.commit(outputs, {})
+            logger.info("state expired", entities=sum(len(r) for r in gone.values()))
 
     async def _handle_all(
         self, records: Sequence[LogRecord], view: StateView

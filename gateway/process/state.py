@@ -126,6 +126,18 @@ class StateStore:
         """Entities that still owe a follow-up enrichment."""
         return sorted(self._pending)
 
+    def expired(self, before_ms: int) -> dict[int, list[Record]]:
+        """Forget entities unchanged since `before_ms` that owe nothing; returns the
+        changelog records (empty values) that make the forgetting durable."""
+        gone: dict[int, list[Record]] = {}
+        for partition, key, entity in list(self.owned()):
+            if entity.updated_ms < before_ms and not entity.followups:
+                del self._partitions[partition][key]
+                gone.setdefault(partition, []).append(
+                    Record(self._topic, b"", key.encode(), partition=partition)
+                )
+        return gone
+
     def owned(self) -> Iterator[tuple[int, str, EntityState]]:
         for partition, entities in list(self._partitions.items()):
             for key, entity in list(entities.items()):
