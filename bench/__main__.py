@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     run_bench.add_argument("--quick", action="store_true", help="short steps (development)")
     run_bench.add_argument(
         "--modes",
-        default=",".join(benchmark.MODES),
+        default=",".join(benchmark.ALL_MODES),
         help=f"comma-separated, of {', '.join(benchmark.ALL_MODES)}",
     )
     run_bench.add_argument("--rates", default="250,500,1000,2000", help="fixed arrival rates")

@@ -112,6 +112,7 @@ async def step(
         _targets, ctx, name, f"{gateway.url}/webhooks/oc/outbound", rate or 4000, seconds
     )
     delivery = {c.message_id: c.delivery_id for c in callbacks}
+    bodies = {c.delivery_id: c.body for c in callbacks}
     oc_before = await asyncio.to_thread(_sim_requests, ctx.simulator_url)
     before = total(pids)
     attack = vegeta.Attack(name, rate, seconds, workers=workers)
@@ -119,7 +120,7 @@ async def step(
         result = await asyncio.to_thread(vegeta.run, ctx.vegeta, attack, path, ctx.out)
         sent_at = {delivery[m]: at for m, at in result.accepted().items()}
         records = watching.reader.records if watching is not None else []
-        seen = SeenDeliveries(records)
+        seen = SeenDeliveries(records, bodies)
         caught_up = watching is None or await watching.wait_for(
             lambda: seen.covers(sent_at), ctx.plan.catch_up_timeout_s
         )
@@ -127,7 +128,7 @@ async def step(
     oc_calls = await asyncio.to_thread(_sim_requests, ctx.simulator_url) - oc_before
     accepted = len(sent_at)
     per_k = 1000 / accepted if accepted else float("nan")
-    checked = audit(sent_at, delivery.values(), records, "-")
+    checked = audit(sent_at, bodies, records, "-")
     answered = result.summary()
     refused = len(result.answers) - len(result.ok())
     sustained = rate == 0 or (
@@ -145,6 +146,7 @@ async def step(
         "cpu_s_per_1000": round((after.cpu_s - before.cpu_s) * per_k, 3),
         "rss_peak_bytes": sampler.max_rss_bytes,
         "missing": checked.missing if watching is not None else None,
+        "reconciled": checked.reconciled if watching is not None else None,
         "duplicates": checked.duplicates,
         "enrichment": enrichment_mix(r for r in records if r.delivery_id in sent_at),
     }

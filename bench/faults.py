@@ -188,6 +188,7 @@ async def run_scenario(
             write_targets, targets, f"{gateway.url}/webhooks/oc/outbound", callbacks
         )
         delivery = {c.message_id: c.delivery_id for c in callbacks}
+        bodies = {c.delivery_id: c.body for c in callbacks}
         env = config.env(0, 0)
         raw, outbound = env["GATEWAY_TOPIC_RAW"], env["GATEWAY_TOPIC_OUTBOUND"]
         reader = KafkaReader(
@@ -205,7 +206,7 @@ async def run_scenario(
             await asyncio.to_thread(process.wait)
             result = await asyncio.to_thread(vegeta.collect, vegeta_path, attack, run_dir)
             accepted = {delivery[m]: at for m, at in result.accepted().items()}
-            progress = SeenDeliveries(reader.records)
+            progress = SeenDeliveries(reader.records, bodies)
             settled = await watching.wait_for(
                 lambda: progress.covers(accepted) and _followed_up(reader.records),
                 scenario.settle_timeout_s,
@@ -214,7 +215,7 @@ async def run_scenario(
             # Then read on until nothing new arrives for 3 s, so late duplicates show.
             await watching.wait_for(_Quiet(reader.records, 3.0), 60.0)
         seen = {d: r.at for d, r in status_events(reader.records).items()}
-        checked = audit(accepted, delivery.values(), reader.records, raw)
+        checked = audit(accepted, bodies, reader.records, raw)
         origin = state.started
         return {
             "log": "kafka",

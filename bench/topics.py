@@ -14,12 +14,15 @@ import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer
+
+from schemas.tolerant import parse_oc_datetime
 
 _POLL_S = 0.005
 _DELIVERY_HEADER = "gw-delivery-id"
@@ -37,6 +40,29 @@ class Seen:
     enrichment: str | None = None  # status events: enrichment.status
     enriches: str | None = None  # *.enriched events: the eventId they complete
     event_id: str | None = None
+    change: str | None = None  # reconciled status events: see `change_key`
+
+
+def change_key(entity: str, oc_status: str | None, occurred_at: str | None) -> str | None:
+    """Entity, OC status and OC event time: what makes two reports the same change (the
+    gateway publishes one event per change, whether a callback or reconciliation saw it)."""
+    if occurred_at is None:
+        return None
+    try:
+        instant = parse_oc_datetime(occurred_at).astimezone(UTC).isoformat()
+    except ValueError:
+        return None
+    return f"{entity}|{(oc_status or '').upper()}|{instant}"
+
+
+def callback_change(body: bytes) -> str | None:
+    """The change an outbound callback reports (its first order), as `change_key`."""
+    try:
+        orders = json.loads(body)["data"]
+        order = orders[0]
+        return change_key(order["orderNumber"], order.get("status"), order.get("statusTime"))
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
 
 
 def _seen(at: float, topic: str, headers: dict[str, bytes], value: bytes, parse: bool) -> Seen:
@@ -47,6 +73,10 @@ def _seen(at: float, topic: str, headers: dict[str, bytes], value: bytes, parse:
         return Seen(at, topic, None, None, delivery.decode() if delivery else None)
     document: dict[str, Any] = json.loads(value) if parse else {}
     enrichment = document.get("enrichment")
+    subject = headers.get("ce_subject")
+    change = None
+    if document.get("reconciled") and subject is not None:
+        change = change_key(subject.decode(), document.get("ocStatus"), document.get("occurredAt"))
     return Seen(
         at,
         topic,
@@ -56,6 +86,7 @@ def _seen(at: float, topic: str, headers: dict[str, bytes], value: bytes, parse:
         enrichment.get("status") if isinstance(enrichment, dict) else None,
         document.get("enrichesEventId"),
         document.get("eventId"),
+        change,
     )
 
 
@@ -137,19 +168,29 @@ class SqliteReader:
 
 
 class SeenDeliveries:
-    """The delivery ids a reader has seen so far, updated incrementally."""
+    """The delivery ids (and reconciled changes) a reader has seen so far, updated
+    incrementally. A callback counts as out when its own event is, or when reconciliation
+    published the same change first (the gateway then rightly drops the callback's)."""
 
-    def __init__(self, records: list[Seen]) -> None:
+    def __init__(self, records: list[Seen], bodies: Mapping[str, bytes]) -> None:
         self._records = records
+        self._bodies = bodies
         self._cursor = 0
         self.ids: set[str] = set()
+        self.changes: set[str] = set()
 
     def covers(self, wanted: Iterable[str]) -> bool:
         for record in self._records[self._cursor :]:
             if record.delivery_id is not None and record.ce_id is not None:
                 self.ids.add(record.delivery_id)
+            if record.change is not None:
+                self.changes.add(record.change)
         self._cursor = len(self._records)
-        return all(d in self.ids for d in wanted)
+        return all(d in self.ids or self._reconciled(d) for d in wanted)
+
+    def _reconciled(self, delivery_id: str) -> bool:
+        body = self._bodies.get(delivery_id)
+        return body is not None and callback_change(body) in self.changes
 
 
 class Watching:

@@ -38,7 +38,8 @@ def _well_formed_step(step: dict[str, object]) -> None:
     assert ack["count"] > 0
     e2e = step["e2e_latency_ms"]
     assert isinstance(e2e, dict)
-    assert e2e["count"] == ack["count"]
+    # Callbacks whose change reconciliation published first have no event of their own.
+    assert e2e["count"] + step["reconciled"] == ack["count"]
     assert isinstance(step["oc_calls_per_1000"], float)
     assert isinstance(step["cpu_s_per_1000"], float)
 
@@ -75,7 +76,9 @@ async def test_fault_run_smoke(tmp_path: Path, vegeta: Path, kafka_broker: Broke
     assert audit["missing"] == 0
     assert audit["missing_raw"] == 0
     assert audit["duplicates"] == 0
-    assert audit["present"] == audit["accepted"]
+    # Reconciliation may publish a change before its callback arrives; the callback is
+    # then rightly dropped as the same change, and counted apart.
+    assert audit["present"] + audit["reconciled"] == audit["accepted"]
     assert run["settled"] is True
     assert {"gateway killed", "gateway ready"} <= set(run["marks"])
     assert sum(run["per_second"]["accepted"]) == audit["accepted"]
