@@ -83,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--results", type=Path, default=RESULTS)
         command.add_argument("--shared", action="store_true", help="note: machine was shared")
     sub.add_parser("install", help="build the load tool (vegeta) if needed")
+    rebuild = sub.add_parser("report", help="rebuild summary.md and the plots from results.json")
+    rebuild.add_argument("--results", type=Path, default=RESULTS)
     run_profile = sub.add_parser("profile", help="the gateway under pyinstrument, under load")
     run_profile.add_argument(
         "--log", choices=(*benchmark.MODES, *benchmark.INGEST_ONLY), default="kafka"
@@ -91,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     run_profile.add_argument("--seconds", type=float, default=15.0)
     args = parser.parse_args(argv)
 
+    if args.command == "report":
+        report.rebuild(args.results)
+        print(f"results: {args.results / 'summary.md'}")
+        return 0
     if args.command == "install":
         installed = ensure_vegeta()
         print(installed.path)

@@ -59,8 +59,9 @@ class Plan:
     catch_up_timeout_s: float = 180.0
     references: bool = True
     # A step is sustained when at least this share of the offered rate was answered 200
-    # (with at most 1% other answers); the sweep stops after the first one that is not.
-    sustained_share: float = 0.9
+    # (with at most 1% other answers) and the ack p99 stayed under a second; the sweep
+    # stops after the first one that is not.
+    sustained_share: float = 0.95
     # Extra GATEWAY_* settings for every gateway of the run (experiments; empty by default).
     gateway_env: tuple[tuple[str, str], ...] = ()
 
@@ -134,6 +135,7 @@ async def step(
     sustained = rate == 0 or (
         result.throughput() >= ctx.plan.sustained_share * rate
         and refused <= 0.01 * len(result.answers)
+        and result.ack_latency().p99 < 1.0
     )
     return {
         **answered,
