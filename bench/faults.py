@@ -226,7 +226,10 @@ async def run_scenario(
             "settle_s": round(settled_at - (origin + scenario.seconds), 1),
             "audit": checked.as_dict(),
             "enrichment": enrichment_mix(r for r in reader.records if r.delivery_id in accepted),
-            "recovery_s": _recovery(scenario.name, state, accepted, result.answers, seen),
+            "recovery_s": {
+                **_recovery(scenario.name, state, accepted, result.answers, seen),
+                **_follow_ups_done(state, reader.records),
+            },
             "marks": {k: round(v - origin, 2) for k, v in state.marks.items()},
             "per_second": {
                 "accepted": per_second((a.sent_at + a.latency_s for a in result.ok()), origin),
@@ -234,6 +237,9 @@ async def run_scenario(
                     (a.sent_at + a.latency_s for a in result.answers if a.code != 200), origin
                 ),
                 "published": per_second(seen.values(), origin),
+                "enriched": per_second(
+                    (r.at for r in reader.records if r.ce_type in ENRICHED_TYPES), origin
+                ),
             },
             "payload_bytes": payload_bytes([len(c.body) for c in callbacks]),
         }
@@ -242,6 +248,15 @@ async def run_scenario(
         await asyncio.to_thread(sim.stop)
         if not broker.process or broker.process.poll() is not None:
             await asyncio.to_thread(broker.restart)
+
+
+def _follow_ups_done(run: Run, records: list[Any]) -> dict[str, float]:
+    """Seconds from OC being back to the last follow-up `*.enriched` event."""
+    back = run.marks.get("OC back")
+    enriched = [r.at for r in records if r.ce_type in ENRICHED_TYPES]
+    if back is None or not enriched:
+        return {}
+    return {"follow_ups_done": round(max(enriched) - back, 2)}
 
 
 def _followed_up(records: list[Any]) -> bool:

@@ -340,19 +340,21 @@ def plot_latency(section: dict[str, Any], path: Path) -> None:
 
 
 def plot_fault(name: str, run: dict[str, Any], path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(9, 3.6))
+    fig, ax = plt.subplots(figsize=(11, 3.6))
     series = run["per_second"]
     ax.plot(series["accepted"], label="answered 200 per second")
     ax.plot(series["published"], label="status events visible per second")
-    if series.get("refused"):
+    if any(series.get("refused", [])):
         ax.plot(series["refused"], label="refused (non-200) per second", alpha=0.6)
+    if any(series.get("enriched", [])):
+        ax.plot(series["enriched"], label="follow-up *.enriched events per second", alpha=0.8)
     for label, at in run["marks"].items():
         ax.axvline(at, color="grey", linestyle="--", linewidth=0.8)
         ax.text(at, ax.get_ylim()[1] * 0.95, f" {label}", fontsize=7, va="top")
     ax.set_title(f"{name} ({run['log']} log, {run['rate']} callbacks/s offered)")
     ax.set_xlabel("seconds since the load started")
     ax.set_ylabel("per second")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
