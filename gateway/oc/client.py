@@ -94,7 +94,9 @@ class OcClient:
         self._http: httpx.AsyncClient | None = None
         self._queries: OcQueries | None = None
         self._batchers: list[Batcher[str, Any]] = []
-        self._stock: dict[str | None, Batcher[str, list[OcStockRow]]] = {}
+        self._stock: Batcher[str, list[OcStockRow]] = self._batcher(
+            STOCK_SNAPSHOT.name, self._fetch_stock, STOCK_SNAPSHOT_MAX_PAGE_SIZE, []
+        )
         self._orders = self._batcher(
             OUTBOUND_QUERY.name, self._fetch_orders, ORDERS_PER_QUERY, None
         )
@@ -171,17 +173,14 @@ class OcClient:
         return await self._orders.get(order_number)
 
     async def stock(self, skus: list[str], region: str | None) -> list[OcStockRow]:
-        """StockSnapshot v2 rows of `skus` in `region` (every region when None)."""
-        batcher = self._stock.get(region)
-        if batcher is None:
+        """StockSnapshot v2 rows of `skus` in `region` (every region when None).
 
-            async def fetch(keys: list[str]) -> dict[str, list[OcStockRow]]:
-                return _group(keys, await self.queries.stock_rows(keys, region), _stock_key)
-
-            batcher = self._batcher(STOCK_SNAPSHOT.name, fetch, STOCK_SNAPSHOT_MAX_PAGE_SIZE, [])
-            self._stock[region] = batcher
-        found = await batcher.get_many(skus)
-        return [row for rows in found.values() for row in rows]
+        Look-ups of every region share one batch asked without a region filter: orders
+        of one batch ship from several regions, and one call for all of them beats a
+        call per region (the rows of other regions are cached for their look-ups)."""
+        found = await self._stock.get_many(skus)
+        rows = [row for rows in found.values() for row in rows]
+        return rows if region is None else [r for r in rows if r.service_region == region]
 
     async def get_return(self, return_number: str) -> OcReturnOrder | None:
         """The return (RMA) order from the return-order query, or None if OC has none."""
@@ -212,6 +211,9 @@ class OcClient:
         )
         self._batchers.append(batcher)
         return batcher
+
+    async def _fetch_stock(self, skus: list[str]) -> dict[str, list[OcStockRow]]:
+        return _group(skus, await self.queries.stock_rows(skus, None), _stock_key)
 
     async def _fetch_orders(self, numbers: list[str]) -> dict[str, OcOutboundOrder | None]:
         found: dict[str, OcOutboundOrder | None] = {}

@@ -135,5 +135,8 @@ def _publish(
         event_type, kind, source = RETURN_ENRICHED, "return", "return_stock_snapshot"
     publisher = handler.publisher
     records = [publisher.event_record(event, event_type, ce_id, kind, entity, observed)]
-    records += publisher.level_records(result.stock, follow_up.identity, observed, source)
+    if {"stock", "return_stock"} & set(follow_up.missing):
+        # Stock levels become inventory events once: here only if the status event could
+        # not carry them (it published the ones it had, under the same ids).
+        records += publisher.level_records(result.stock, follow_up.identity, observed, source)
     return records

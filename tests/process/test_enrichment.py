@@ -166,6 +166,8 @@ async def test_oc_trouble_delays_enrichment_but_never_events(
         records = await events_of(
             kafka_bootstrap, settings.topic_outbound, status=count, enriched=len(owed)
         )
+        async with KafkaTopicReader(kafka_bootstrap, settings.topic_inventory) as levels:
+            inventory = await levels.drain(quiet_s=1.0)
 
     events = payloads(records, OUTBOUND_STATUS_CHANGED)
     follow_ups = payloads(records, OUTBOUND_ENRICHED)
@@ -183,4 +185,7 @@ async def test_oc_trouble_delays_enrichment_but_never_events(
         assert all(e["enrichment"]["status"] == "unavailable" for e in owed)
     assert sorted(f["enrichesEventId"] for f in follow_ups) == sorted(e["eventId"] for e in owed)
     assert {f["enrichment"]["status"] for f in follow_ups} <= {"complete"}
+    # Each stock level becomes one inventory event, from the status event or its follow-up.
+    level_ids = Counter(dict(r.headers)["ce_id"] for r in inventory)
+    assert not level_ids or max(level_ids.values()) == 1
     assert all(f["ocOrder"] is not None for f in follow_ups)
