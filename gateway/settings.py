@@ -186,7 +186,13 @@ class Settings(BaseSettings):
     ingest_enabled: bool = Field(
         True, description="Serve the webhook routes (false: processor only)."
     )
-    processor_batch_size: int = Field(500, gt=0, description="Most records per batch.")
+    processor_batch_size: int = Field(200, gt=0, description="Most records per batch.")
+    processor_concurrency: int = Field(
+        16,
+        gt=0,
+        description="Entities processed at once. Bounds how long a batch keeps the event "
+        "loop from answering callbacks when ingest and processor share a process.",
+    )
     processor_max_attempts: int = Field(
         5, gt=0, description="Attempts before a failing record goes to the DLQ."
     )

@@ -26,8 +26,7 @@ RAW_HEADERS: Final[dict[str, str]] = {
     "content-type": "Content type OC sent (application/json).",
     "gw-source": "Absent on callbacks; `reconcile` on OC's state of an entity that "
     "reconciliation read from OC's query APIs and wrote in the callback shape.",
-    "traceparent": "W3C trace context of the request that received the callback "
-    "(with tracing on).",
+    "traceparent": "W3C trace context of the request that received the callback (with tracing on).",
 }
 REASON_HEADERS: Final[dict[str, str]] = {
     "gw-reason": "Why the record is here (no secrets, no stack traces).",

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from functools import cache
+from functools import cache, lru_cache
 from typing import Annotated, Any, TypeVar
 
 from pydantic import (
@@ -226,6 +226,13 @@ def _key_table(model: type[BaseModel]) -> Mapping[str, str]:
     return table
 
 
+@lru_cache(maxsize=8192)
+def _target(model: type[BaseModel], key: str) -> str | None:
+    """The exact key pydantic accepts for an incoming `key` of `model` (bounded cache:
+    incoming keys are not under our control)."""
+    return _key_table(model).get(match_key(key))
+
+
 class TolerantModel(BaseModel):
     """Base of OC's payload models: unknown keys kept, key spellings matched loosely.
 
@@ -245,6 +252,10 @@ class TolerantModel(BaseModel):
     @classmethod
     def _match_keys(cls, data: Any) -> Any:
         if not isinstance(data, Mapping):
+            return data
+        # Fast path: the keys OC sends repeat from callback to callback, and usually
+        # none needs renaming; then the mapping goes through untouched.
+        if not any(isinstance(key, str) and _target(cls, key) not in (None, key) for key in data):
             return data
         table = _key_table(cls)
         matched: dict[Any, Any] = {}

@@ -14,6 +14,7 @@ absorbed as a duplicate.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -118,6 +119,11 @@ class CallbackHandler:
         self.enricher: Enricher = enricher or NoEnrichment()
         self.clock = clock
         self.publisher = Publisher(settings)
+        # Records are handled concurrently so their OC look-ups share batches, but only
+        # this many at once may be between two waits: a batch's CPU work then comes in
+        # short turns, and callbacks arriving meanwhile (same event loop) are answered
+        # between them instead of after the whole batch.
+        self._cpu = asyncio.Semaphore(settings.processor_concurrency)
         self._pii = PiiPolicy(settings.pii_policy, settings.pii_hmac_key.get_secret_value())
 
     async def handle(self, record: LogRecord, view: StateView) -> list[Record]:
@@ -128,7 +134,8 @@ class CallbackHandler:
             kind, record.key.decode(), record.partition, delivery_id, received_at, reconciled
         )
         try:
-            callback = parse_callback(kind, record.value)
+            async with self._cpu:
+                callback = parse_callback(kind, record.value)
         except ValidationError as exc:
             raise ProcessingError(
                 f"cannot parse the {kind} callback: {exc.error_count()} errors"
@@ -142,7 +149,8 @@ class CallbackHandler:
                 outputs += await self._return(ctx, index, callback, rma, view)
         else:
             for index, row in enumerate(_items(callback.entities(), ctx)):
-                outputs += self._inventory(ctx, index, callback, row, view)
+                async with self._cpu:
+                    outputs += self._inventory(ctx, index, callback, row, view)
         return outputs
 
     async def follow_ups(self, view: StateView, now_ms: int) -> dict[int, list[Record]]:
@@ -287,21 +295,40 @@ class CallbackHandler:
         build: Callable[[str, EntityState, bool, E], BaseModel],
     ) -> list[Record]:
         state_key = f"{ctx.kind}:{ctx.key}"
-        state = view.get(ctx.partition, state_key)
         identity = ctx.identity(index)
         fingerprint = f"{change.status}|{change.oc_status}|{change.occurred.isoformat()}"
-        if self._seen(ctx, state, identity, fingerprint):
-            return []
-        if not self._is_news(ctx, state, change):
-            state.remember(identity, fingerprint)
-            view.put(ctx.partition, state_key, state)
-            return []
-        if change.status == "unknown":
-            self.metrics.unknown_status.labels(ctx.kind).inc()
-        regress = mapping.regressed(
-            change.ranks, state.status, state.occurred_at_ms, change.status, change.occurred
-        )
-        result = await enrich()
+        async with self._cpu:
+            state = view.get(ctx.partition, state_key)
+            if self._seen(ctx, state, identity, fingerprint):
+                return []
+            if not self._is_news(ctx, state, change):
+                state.remember(identity, fingerprint)
+                view.put(ctx.partition, state_key, state)
+                return []
+            if change.status == "unknown":
+                self.metrics.unknown_status.labels(ctx.kind).inc()
+            regress = mapping.regressed(
+                change.ranks, state.status, state.occurred_at_ms, change.status, change.occurred
+            )
+        result = await enrich()  # no turn is held while OC answers
+        async with self._cpu:
+            return self._publish(
+                ctx, state_key, state, identity, fingerprint, change, regress, result, build, view
+            )
+
+    def _publish(
+        self,
+        ctx: Context,
+        state_key: str,
+        state: EntityState,
+        identity: str,
+        fingerprint: str,
+        change: StatusChange,
+        regress: bool,
+        result: E,
+        build: Callable[[str, EntityState, bool, E], BaseModel],
+        view: StateView,
+    ) -> list[Record]:
         ce_id = event_id(change.event_type, identity)
         event = build(ce_id, state, regress, result)
         status = enrichment_status(self.enricher.enabled, result.missing, 2).status

@@ -10,9 +10,10 @@ rebuilds its state from changelog partition p. So state and events can never dis
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterator, MutableMapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from gateway.log.base import Log, Record, TopicPartition
@@ -59,7 +60,16 @@ class EntityState:
             self.fingerprints = [*self.fingerprints, fingerprint][-_RECENT:]
 
     def encode(self) -> bytes:
-        return json.dumps(asdict(self), separators=(",", ":")).encode()
+        data = {
+            "status": self.status,
+            "occurred_at_ms": self.occurred_at_ms,
+            "deliveries": self.deliveries,
+            "fingerprints": self.fingerprints,
+            "followups": [asdict(f) for f in self.followups],
+            "updated_ms": self.updated_ms,
+            "reconciled_status": self.reconciled_status,
+        }
+        return json.dumps(data, separators=(",", ":")).encode()
 
     @classmethod
     def decode(cls, raw: bytes) -> EntityState:
@@ -73,7 +83,13 @@ class EntityState:
         return cls(**known, followups=followups)
 
     def copy(self) -> EntityState:
-        return EntityState.decode(self.encode())
+        """A copy that shares nothing mutable with this one."""
+        return replace(
+            self,
+            deliveries=list(self.deliveries),
+            fingerprints=list(self.fingerprints),
+            followups=[copy.deepcopy(f) for f in self.followups],
+        )
 
 
 _FOLLOW_UP_FIELDS = frozenset(f.name for f in fields(FollowUp))

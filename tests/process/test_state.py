@@ -81,3 +81,9 @@ async def test_a_changelog_record_with_no_value_removes_the_entity(tmp_path: Pat
         assert list(store.owned()) == []
     finally:
         await log.close()
+
+
+def test_encoding_covers_every_field() -> None:
+    from dataclasses import fields
+
+    assert set(json.loads(EntityState().encode())) == {f.name for f in fields(EntityState)}
