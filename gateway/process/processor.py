@@ -2,9 +2,11 @@
 
 Records of one key are handled in order; different keys run concurrently. A batch's
 events, its state changelog and its input positions are committed together (a Kafka
-transaction, or one SQLite transaction), and the in-memory state changes only after
-that commit succeeded. If the commit fails, the consumer is rebuilt and the batch is
-read again from the committed positions, so nothing is skipped and nothing doubled.
+transaction per partition, or one SQLite transaction). While a batch commits, the next
+one is fetched and processed on top of its state; the next commit waits for it. If a
+commit fails, the consumer is rebuilt: state is reloaded from the changelog and the
+records are read again from the committed positions, so nothing is skipped and nothing
+doubled.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ class Processor:
         self._consumer: LogConsumer | None = None
         self._last_lag = 0.0
         self._last_expiry = time.monotonic()
+        self._in_flight: asyncio.Task[None] | None = None  # the previous batch's commit
 
     # --- AssignmentListener ---------------------------------------------------------------
     async def on_assigned(self, partitions: set[TopicPartition]) -> None:
@@ -78,6 +81,8 @@ class Processor:
     async def on_revoked(self, partitions: set[TopicPartition]) -> None:
         # Wait for the batch in flight to commit before another member takes over.
         async with self._batch_lock:
+            with contextlib.suppress(LogUnavailable):
+                await self._settle()
             self._store.drop(partitions)
             for topic, partition in partitions:
                 self._metrics.processor_lag.remove(topic, str(partition))
@@ -111,12 +116,23 @@ class Processor:
         await wait_set(self._stopping, seconds)
 
     async def _consume(self, consumer: LogConsumer) -> None:
-        while not self._stopping.is_set():
-            records = await consumer.fetch(self._settings.processor_batch_size, _FETCH_TIMEOUT_S)
-            async with self._batch_lock:
-                await self._process_batch(consumer, records)
-                await self._expire_state(consumer)
-            await self._report_lag(consumer)
+        try:
+            while not self._stopping.is_set():
+                records = await consumer.fetch(
+                    self._settings.processor_batch_size, _FETCH_TIMEOUT_S
+                )
+                async with self._batch_lock:
+                    await self._process_batch(consumer, records)
+                    await self._expire_state(consumer)
+                await self._report_lag(consumer)
+        finally:
+            await self._settle()  # on the way out too: the last batch commits or fails
+
+    async def _settle(self) -> None:
+        """Wait for the commit in flight; its failure (LogUnavailable) surfaces here."""
+        task, self._in_flight = self._in_flight, None
+        if task is not None:
+            await task
 
     async def _process_batch(self, consumer: LogConsumer, records: Sequence[LogRecord]) -> None:
         started = time.perf_counter()
@@ -130,11 +146,16 @@ class Processor:
             positions[record.topic_partition] = record.offset + 1
         if not positions and not any(outputs.values()):
             return
-        await consumer.commit(outputs, positions)
-        view.apply()
-        self._count_published([r for rs in outputs.values() for r in rs])
-        if records:
-            self._metrics.batch_duration.observe(time.perf_counter() - started)
+        view.apply()  # the next batch builds on this state while this one commits
+        await self._settle()  # commits stay in order: the previous one first
+
+        async def commit() -> None:
+            await consumer.commit(outputs, positions)
+            self._count_published([r for rs in outputs.values() for r in rs])
+            if records:
+                self._metrics.batch_duration.observe(time.perf_counter() - started)
+
+        self._in_flight = asyncio.create_task(commit(), name="processor-commit")
 
     async def _expire_state(self, consumer: LogConsumer) -> None:
         """Now and then, forget entities quiet for longer than the state retention, so
@@ -144,6 +165,7 @@ class Processor:
             return
         self._last_expiry = now
         cutoff = int((time.time() - self._settings.state_retention_days * 86400) * 1000)
+        await self._settle()
         gone = self._store.expired(cutoff)
         if gone:
             outputs = {(self._raw_topic, p): records for p, records in gone.items()}
