@@ -53,6 +53,7 @@ def _plan(args: argparse.Namespace) -> benchmark.Plan:
             "bare_step_s": 3.0,
             "warmup_s": 2.0,
             "producer_perf_records": 20_000,
+            "broker_warmup_records": 20_000,
         }
     return benchmark.Plan(**chosen)
 

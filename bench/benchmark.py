@@ -43,6 +43,9 @@ INGEST_ONLY = ("kafka-ingest", "embedded-ingest")
 ALL_MODES = (*MODES, SPLIT, *INGEST_ONLY)
 
 
+_WARMUP_RECORD_BYTES = 820  # about the simulator's mean callback size
+
+
 @dataclass(frozen=True)
 class Plan:
     rates: tuple[int, ...] = (250, 500, 1000, 2000)
@@ -51,7 +54,11 @@ class Plan:
     saturation_workers: int = 64
     bare_step_s: float = 10.0
     warmup_rate: int = 200
-    warmup_s: float = 3.0
+    warmup_s: float = 10.0
+    # A fresh broker's JVM compiles its produce path during the first minute of load and
+    # competes with everything else for the two cores meanwhile; this many records sent
+    # flat out (ProducerPerformance, results discarded) warm it before any mode runs.
+    broker_warmup_records: int = 300_000
     oc_latency_ms: float = 50.0
     seed: int = 7
     modes: tuple[str, ...] = MODES
@@ -316,6 +323,16 @@ async def run(
             broker = await asyncio.to_thread(start_broker, out / "kafka")
         ctx = Context(plan, out, vegeta_path, sim_url, broker)
         started = time.time()
+        if broker is not None and plan.broker_warmup_records:
+            print("[kafka] warming the broker up", flush=True)
+            await asyncio.to_thread(
+                producer_perf.run,
+                broker.bootstrap,
+                f"bench.warmup.{uuid.uuid4().hex[:8]}",
+                plan.broker_warmup_records,
+                _WARMUP_RECORD_BYTES,
+                out / "broker-warmup.log",
+            )
         modes = {mode: await bench_mode(ctx, mode) for mode in plan.modes}
         references: dict[str, Any] = {}
         if plan.references:

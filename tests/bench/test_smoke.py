@@ -25,6 +25,7 @@ _PLAN = benchmark.Plan(
     warmup_rate=50,
     warmup_s=1.0,
     producer_perf_records=2_000,
+    broker_warmup_records=2_000,
     catch_up_timeout_s=60.0,
 )
 
