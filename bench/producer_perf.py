@@ -11,7 +11,7 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from tools.kafka_broker import LIBS, _java
+from tools.kafka_broker import tool_command
 
 _SUMMARY = re.compile(
     r"(?P<records>\d+) records sent, (?P<rate>[\d.]+) records/sec \((?P<mb>[\d.]+) MB/sec\), "
@@ -35,11 +35,7 @@ def run(
     """Run ProducerPerformance flat out; its summary line as numbers."""
     asyncio.run(create_topic(bootstrap, topic, 6))
     argv = [
-        _java(),
-        "-Xmx512m",
-        "-cp",
-        str(LIBS / "*"),
-        "org.apache.kafka.tools.ProducerPerformance",
+        *tool_command("org.apache.kafka.tools.ProducerPerformance"),
         "--topic",
         topic,
         "--num-records",

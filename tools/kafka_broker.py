@@ -126,6 +126,12 @@ def _java() -> str:
     return str(Path(home) / "bin" / "java") if home else "java"
 
 
+def tool_command(main_class: str, heap: str = "512m") -> list[str]:
+    """The command line that runs one of Kafka's own tools (a main class of the jars
+    `ensure_jars` fetched), e.g. `org.apache.kafka.tools.ProducerPerformance`."""
+    return [_java(), f"-Xmx{heap}", "-cp", str(LIBS / "*"), main_class]
+
+
 @dataclass
 class Broker:
     """One broker process and the directory that holds its config, data and log."""

@@ -6,13 +6,16 @@ embedded log. Checks count, keys, CloudEvents headers, payloads and per-key orde
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
 
 from gateway.process.cloudevents import event_id
+from gateway.settings import Settings
 from schemas.events import OUTBOUND_STATUS_CHANGED, OutboundOrderStatusChanged
 from tests.conftest import SettingsFactory
 from tests.helpers import (
@@ -112,17 +115,28 @@ async def test_callbacks_become_typed_events_on_the_embedded_log(
     )
 
 
+@contextlib.asynccontextmanager
+async def sent_to_kafka_gateway(
+    make_settings: SettingsFactory, kafka_bootstrap: str, sent: list[Sent]
+) -> AsyncIterator[Settings]:
+    """A gateway on Kafka, running, that has accepted every callback of `sent`."""
+    settings = make_settings(kafka_bootstrap_servers=kafka_bootstrap)
+    async with running_app(settings) as (client, _):
+        await post_all(client, sent)
+        yield settings
+
+
 @pytest.mark.kafka
 async def test_callbacks_become_typed_events_on_kafka(
     make_settings: SettingsFactory, kafka_bootstrap: str
 ) -> None:
-    settings = make_settings(kafka_bootstrap_servers=kafka_bootstrap)
     sent = callbacks()
-    async with running_app(settings) as (client, _):
-        await post_all(client, sent)
-        async with KafkaTopicReader(kafka_bootstrap, settings.topic_outbound) as reader:
-            await reader.read_until(len(sent))
-            records = await reader.drain()
+    async with (
+        sent_to_kafka_gateway(make_settings, kafka_bootstrap, sent) as settings,
+        KafkaTopicReader(kafka_bootstrap, settings.topic_outbound) as reader,
+    ):
+        await reader.read_until(len(sent))
+        records = await reader.drain()
     check_events(
         sent,
         [r.key for r in records],
