@@ -21,6 +21,7 @@ from gateway.errors import (
     LogError,
     MalformedBody,
     NotFound,
+    Overloaded,
     RateLimited,
     SourceNotAllowed,
     SpoolFull,
@@ -40,6 +41,7 @@ _STATUS: dict[type[GatewayError], int] = {
     VerificationFailed: 401,
     SourceNotAllowed: 403,
     RateLimited: 429,
+    Overloaded: 503,
     SpoolFull: 503,
     LogError: 503,
 }

@@ -76,6 +76,12 @@ class RateLimited(CallbackRejected):
     code = "rate_limited"
 
 
+class Overloaded(CallbackRejected):
+    """More callbacks in flight than the gateway takes at once; the sender retries."""
+
+    code = "overloaded"
+
+
 class LogError(GatewayError):
     """The log did not confirm an operation."""
 

@@ -173,6 +173,12 @@ class Settings(BaseSettings):
         200.0, gt=0, description="Sustained callbacks per second per source address (429)."
     )
     rate_limit_burst: int = Field(400, gt=0, description="Burst size of the per-source limit.")
+    max_callbacks_in_flight: int = Field(
+        1000,
+        gt=0,
+        description="Callbacks handled at once; beyond it a callback is answered 503 with "
+        "Retry-After at once instead of queueing, so ack latency stays bounded under overload.",
+    )
     oc_success_response: str = Field(
         '{"code":0,"success":true,"message":"success","errors":[]}',
         description="JSON body answered to OC on success; messageId is echoed into it "

@@ -92,15 +92,16 @@ async def _receive(request: Request, ingest: IngestService) -> Response:
         content_type = request.headers.get("content-type", "")
         if not _json_content_type(content_type):
             raise UnsupportedMediaType("content type must be application/json")
-        body = await _read_body(request, limit)
-        delivery = Delivery(
-            path=_url_path(request.scope),
-            headers={k.lower(): v for k, v in request.headers.items()},
-            body=body,
-            source_ip=source,
-            path_token=token,
-        )
-        accepted = await ingest.accept(kind, delivery, content_type)
+        with ingest.in_flight():
+            body = await _read_body(request, limit)
+            delivery = Delivery(
+                path=_url_path(request.scope),
+                headers={k.lower(): v for k, v in request.headers.items()},
+                body=body,
+                source_ip=source,
+                path_token=token,
+            )
+            accepted = await ingest.accept(kind, delivery, content_type)
         outcome = "quarantined" if accepted.quarantined else "accepted"
         delivery_id, keys = accepted.delivery_id, ",".join(accepted.entity_keys)
         return Response(accepted.body, media_type="application/json")

@@ -6,14 +6,21 @@ answer to OC is produced only after the log confirmed the raw record(s).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.errors import MalformedBody, RateLimited, SourceNotAllowed, VerificationFailed
+from gateway.errors import (
+    MalformedBody,
+    Overloaded,
+    RateLimited,
+    SourceNotAllowed,
+    VerificationFailed,
+)
 from gateway.ingest.limits import BadBody, RateLimiter, decode_json
 from gateway.ingest.record import (
     Kind,
@@ -29,6 +36,8 @@ from gateway.log.base import Log
 from gateway.ops.metrics import Metrics
 from gateway.ops.tracing import Tracing
 from gateway.settings import Settings
+
+_OVERLOAD_RETRY_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +95,7 @@ class IngestService:
         self._clock = clock
         self._limiter = RateLimiter(settings.rate_limit_per_source, settings.rate_limit_burst)
         self._answer = SuccessAnswer(settings.oc_success_response)
+        self._in_flight = 0
 
     @property
     def verifier(self) -> Verifier:
@@ -99,6 +109,22 @@ class IngestService:
         wait_s = self._limiter.acquire(source_ip, time.monotonic())
         if wait_s > 0:
             raise RateLimited("too many callbacks from this source", retry_after_s=wait_s)
+
+    @contextlib.contextmanager
+    def in_flight(self) -> Iterator[None]:
+        """Hold one of the `max_callbacks_in_flight` places while a callback is read,
+        verified and stored; with none free, Overloaded at once (answered 503)."""
+        if self._in_flight >= self._settings.max_callbacks_in_flight:
+            raise Overloaded(
+                "too many callbacks in flight; retry shortly", retry_after_s=_OVERLOAD_RETRY_S
+            )
+        self._in_flight += 1
+        self._metrics.callbacks_in_flight.inc()
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            self._metrics.callbacks_in_flight.dec()
 
     async def accept(self, kind: Kind, delivery: Delivery, content_type: str) -> Accepted:
         verdict = self._verifier.verify(delivery)

@@ -55,6 +55,12 @@ class Metrics:
             ["kind", "log"],
             registry=r,
         )
+        self.callbacks_in_flight = self._track(
+            Gauge,
+            "gateway_callbacks_in_flight",
+            "Callbacks being received, verified and stored right now.",
+            registry=r,
+        )
         self.callbacks_rejected = self._track(
             Counter,
             "gateway_callbacks_rejected_total",

@@ -6,6 +6,7 @@ test: whatever bytes and headers arrive, the gateway never answers 5xx for them.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from pydantic import SecretStr
 from gateway.lifespan import Gateway
 from gateway.settings import Settings
 from tests.conftest import SettingsFactory
-from tests.helpers import TOKEN_PATH, outbound_callback, read_topic, running_app
+from tests.helpers import TOKEN_PATH, outbound_callback, read_topic, running_app, wait_for
 
 URL = f"{TOKEN_PATH}/outbound"
 JSON = {"content-type": "application/json"}
@@ -111,6 +112,43 @@ async def test_a_source_over_its_rate_gets_429_with_retry_after(
     assert [a.status_code for a in answers] == [200, 200, 429]
     assert int(answers[2].headers["retry-after"]) >= 1
     assert len(stored) == 2
+
+
+async def test_callbacks_past_the_in_flight_cap_get_503_at_once(
+    make_settings: SettingsFactory,
+) -> None:
+    settings = make_settings(max_callbacks_in_flight=1)
+    held_body = outbound_callback("OCO0000000000010GB", "SHIPPED", message_id="held")
+    other = outbound_callback("OCO0000000000011GB", "SHIPPED", message_id="other")
+    release = asyncio.Event()
+
+    async def slowly() -> AsyncIterator[bytes]:  # holds its place until released
+        yield held_body[:10]
+        await release.wait()
+        yield held_body[10:]
+
+    async with running_app(settings) as (client, gateway):
+
+        async def one_in_flight() -> bool:
+            value = gateway.metrics.registry.get_sample_value("gateway_callbacks_in_flight")
+            return value == 1
+
+        held = asyncio.create_task(client.post(URL, content=slowly(), headers=JSON))
+        await wait_for(one_in_flight)
+        refused = await client.post(URL, content=other, headers=JSON)
+        release.set()
+        first = await held
+        retried = await client.post(URL, content=other, headers=JSON)
+        stored = await read_topic(gateway, settings.topic_raw)
+        rejected = gateway.metrics.registry.get_sample_value(
+            "gateway_callbacks_rejected_total", {"reason": "overloaded"}
+        )
+    assert refused.status_code == 503
+    assert refused.json()["error"] == "overloaded"
+    assert refused.headers["retry-after"] == "1"
+    assert rejected == 1
+    assert (first.status_code, retried.status_code) == (200, 200)
+    assert sorted(r.value for r in stored) == sorted([held_body, other])
 
 
 @pytest.fixture(scope="module")
