@@ -82,13 +82,19 @@ def built_version(go: str, binary: Path, module: str) -> str | None:
     return None
 
 
-def ensure(name: str, bin_dir: Path = BIN_DIR) -> Path:
-    """Return the path of tool `name`, building it first if it is missing or outdated."""
-    tool = TOOLS[name]
+@dataclass(frozen=True)
+class Built:
+    path: Path
+    version: str
+    build_s: float | None  # None: the binary was already there
+
+
+def ensure_go_tool(tool: GoTool, bin_dir: Path = BIN_DIR) -> Built:
+    """`tool`'s binary in `bin_dir`, built first if it is missing or another version."""
     go = go_command()
-    binary = bin_dir / name
+    binary = bin_dir / tool.name
     if built_version(go, binary, tool.module) == tool.version:
-        return binary
+        return Built(binary, tool.version, None)
     bin_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "GOBIN": str(bin_dir), "CGO_ENABLED": "0", "GOTOOLCHAIN": "local"}
     started = time.monotonic()
@@ -106,8 +112,14 @@ def ensure(name: str, bin_dir: Path = BIN_DIR) -> Path:
     found = built_version(go, binary, tool.module)
     if found != tool.version:
         raise ToolError(f"{binary} reports {tool.module} {found}, expected {tool.version}")
-    print(f"built {name} in {time.monotonic() - started:.0f} s", file=sys.stderr)
-    return binary
+    elapsed = time.monotonic() - started
+    print(f"built {tool.name} in {elapsed:.0f} s", file=sys.stderr)
+    return Built(binary, tool.version, elapsed)
+
+
+def ensure(name: str, bin_dir: Path = BIN_DIR) -> Path:
+    """Return the path of tool `name`, building it first if it is missing or outdated."""
+    return ensure_go_tool(TOOLS[name], bin_dir).path
 
 
 def main(argv: list[str] | None = None) -> int:
