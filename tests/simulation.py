@@ -20,6 +20,7 @@ from gateway.app import create_app as create_gateway_app
 from gateway.lifespan import Gateway
 from gateway.settings import Settings
 from gateway.simulator.app import create_app
+from gateway.simulator.auth import BOOTSTRAP_REFRESH_TOKEN
 from gateway.simulator.state import SimulatorConfig
 
 
@@ -91,6 +92,26 @@ class Sim:
         )
         response.raise_for_status()
         return [c["body"].encode() for c in response.json()["callbacks"]]
+
+
+def oc_client_settings(sim: Sim, client_key: str, secret_key: str) -> dict[str, Any]:
+    """Settings that point the gateway's OC client at `sim` with the simulator's key
+    pair; it starts from the refresh token the simulator always accepts."""
+    return {
+        "oc_base_url": sim.url,
+        "oc_client_key": client_key,
+        "oc_secret_key": secret_key,
+        "oc_refresh_token": BOOTSTRAP_REFRESH_TOKEN,
+    }
+
+
+# Enrichment on a test's clock: OC look-ups give up and follow-ups come within seconds.
+QUICK_ENRICHMENT: dict[str, Any] = {
+    "oc_rate_limit_per_s": 200.0,
+    "oc_total_timeout_s": 3.0,
+    "enrich_timeout_s": 1.0,
+    "enrich_followup_delay_s": 0.3,
+}
 
 
 @asynccontextmanager

@@ -17,12 +17,11 @@ from gateway.ops.metrics import Metrics
 from gateway.process import mapping
 from gateway.settings import Settings
 from gateway.simulator.app import create_app
-from gateway.simulator.auth import BOOTSTRAP_REFRESH_TOKEN
 from gateway.simulator.data import WorldSize
 from gateway.simulator.state import SimulatorConfig
 from schemas.callbacks import parse_outbound_callback, parse_return_callback
 from tests.conftest import SettingsFactory
-from tests.simulation import Sim, serving
+from tests.simulation import Sim, oc_client_settings, serving
 
 CLIENT_KEY = "oc-client-test-key"
 SECRET_KEY = "oc-client-test-secret"
@@ -105,10 +104,7 @@ def oc_settings(make_settings: SettingsFactory, sim: Sim) -> OcSettingsFactory:
 
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
-            "oc_base_url": sim.url,
-            "oc_client_key": CLIENT_KEY,
-            "oc_secret_key": SECRET_KEY,
-            "oc_refresh_token": BOOTSTRAP_REFRESH_TOKEN,
+            **oc_client_settings(sim, CLIENT_KEY, SECRET_KEY),
             "oc_timeout_s": 5.0,
             "oc_total_timeout_s": 10.0,
             "oc_rate_limit_per_s": 1000.0,

@@ -16,7 +16,7 @@ from gateway.simulator.data import WorldSize
 from gateway.simulator.state import SimulatorConfig
 from tests.conftest import SettingsFactory
 from tests.helpers import TOKEN_PATH, read_topic, running_app, wait_for
-from tests.simulation import Sim, running_simulator
+from tests.simulation import Sim, oc_client_settings, running_simulator
 
 CLIENT_KEY = "trace-client-key"
 SECRET_KEY = "trace-secret-key"
@@ -44,10 +44,7 @@ async def test_one_trace_from_callback_to_typed_event(
     exporter = InMemorySpanExporter()
     settings = make_settings(
         tracing_enabled=True,
-        oc_base_url=sim.url,
-        oc_client_key=CLIENT_KEY,
-        oc_secret_key=SECRET_KEY,
-        oc_refresh_token="sim-refresh-token",
+        **oc_client_settings(sim, CLIENT_KEY, SECRET_KEY),
         verify_oc_signature=False,
         reconcile_enabled=False,
     )

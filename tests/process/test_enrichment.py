@@ -25,7 +25,13 @@ from gateway.simulator.state import SimulatorConfig
 from schemas.events import OUTBOUND_ENRICHED, OUTBOUND_STATUS_CHANGED
 from tests.conftest import SettingsFactory
 from tests.helpers import KafkaTopicReader
-from tests.simulation import Sim, gateway_on_socket, running_simulator
+from tests.simulation import (
+    QUICK_ENRICHMENT,
+    Sim,
+    gateway_on_socket,
+    oc_client_settings,
+    running_simulator,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -48,15 +54,9 @@ async def sim() -> AsyncIterator[Sim]:
 def enriching_settings(make: SettingsFactory, sim: Sim, bootstrap: str, **extra: Any) -> Settings:
     return make(
         kafka_bootstrap_servers=bootstrap,
-        oc_base_url=sim.url,
-        oc_client_key=CLIENT_KEY,
-        oc_secret_key=SECRET_KEY,
-        oc_refresh_token="sim-refresh-token",
-        oc_rate_limit_per_s=200.0,
-        oc_total_timeout_s=3.0,
+        **oc_client_settings(sim, CLIENT_KEY, SECRET_KEY),
+        **QUICK_ENRICHMENT,
         oc_breaker_reset_s=1.0,
-        enrich_timeout_s=1.0,
-        enrich_followup_delay_s=0.3,
         reconcile_enabled=False,  # its events would mix with the callbacks' (test_reconcile.py)
         **extra,
     )
