@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 from gateway.lifespan import all_topics, compacted_topics
@@ -15,12 +17,21 @@ _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
-def open_log(settings: Settings) -> Log:
-    """The configured log for a command: Kafka directly (no spool: commands never own
-    it) or the embedded file (safe beside a running gateway: SQLite locks the writes)."""
+@asynccontextmanager
+async def opened_log(settings: Settings) -> AsyncIterator[Log]:
+    """The configured log for a command, started, and closed when the block ends: Kafka
+    directly (no spool: commands never own it) or the embedded file (safe beside a
+    running gateway: SQLite locks the writes)."""
+    log: Log
     if settings.uses_kafka:
-        return KafkaLog(settings, topics=all_topics(settings), compacted=compacted_topics(settings))
-    return SqliteLog(settings.data_dir / "log.sqlite3", compacted=compacted_topics(settings))
+        log = KafkaLog(settings, topics=all_topics(settings), compacted=compacted_topics(settings))
+    else:
+        log = SqliteLog(settings.data_dir / "log.sqlite3", compacted=compacted_topics(settings))
+    await log.start()
+    try:
+        yield log
+    finally:
+        await log.close()
 
 
 def parse_when(text: str, now: datetime | None = None) -> datetime:

@@ -12,7 +12,7 @@ import asyncio
 import json
 import sys
 
-from gateway.commands.common import open_log
+from gateway.commands.common import opened_log
 from gateway.log.base import LogRecord, Record
 from gateway.process.dlq import (
     H_ATTEMPTS,
@@ -52,47 +52,41 @@ def describe(record: LogRecord) -> dict[str, object]:
 
 
 async def list_dead_letters(settings: Settings) -> int:
-    log = open_log(settings)
-    await log.start()
-    try:
+    async with opened_log(settings) as log:
         count = 0
         async for record in log.read(settings.topic_dlq):
             sys.stdout.write(json.dumps(describe(record)) + "\n")
             count += 1
-        sys.stderr.write(f"{count} dead letters in {settings.topic_dlq}\n")
-        return 0
-    finally:
-        await log.close()
+    sys.stderr.write(f"{count} dead letters in {settings.topic_dlq}\n")
+    return 0
 
 
 async def redrive(settings: Settings, dry_run: bool, rate: float | None) -> int:
     """Send every dead letter not yet re-driven back to its original topic."""
-    log = open_log(settings)
-    await log.start()
-    consumer = log.consumer(f"{settings.kafka_consumer_group}-redrive", [settings.topic_dlq])
-    await consumer.start()
     sent = 0
     size = max(1, min(_BATCH, int(rate))) if rate else _BATCH
-    try:
-        while True:
-            batch = await consumer.fetch(size, _IDLE_S)
-            if not batch:
-                break
-            for record in batch:
-                sys.stdout.write(json.dumps({"redrive": describe(record)}) + "\n")
-            sent += len(batch)
-            if dry_run:
-                continue
-            positions = {r.topic_partition: r.offset + 1 for r in batch}
-            outputs: dict[tuple[str, int], list[Record]] = {}
-            for record in batch:
-                outputs.setdefault(record.topic_partition, []).append(redrive_record(record))
-            await consumer.commit(outputs, positions)
-            if rate:
-                await asyncio.sleep(len(batch) / rate)
-    finally:
-        await consumer.stop()
-        await log.close()
+    async with opened_log(settings) as log:
+        consumer = log.consumer(f"{settings.kafka_consumer_group}-redrive", [settings.topic_dlq])
+        await consumer.start()
+        try:
+            while True:
+                batch = await consumer.fetch(size, _IDLE_S)
+                if not batch:
+                    break
+                for record in batch:
+                    sys.stdout.write(json.dumps({"redrive": describe(record)}) + "\n")
+                sent += len(batch)
+                if dry_run:
+                    continue
+                positions = {r.topic_partition: r.offset + 1 for r in batch}
+                outputs: dict[tuple[str, int], list[Record]] = {}
+                for record in batch:
+                    outputs.setdefault(record.topic_partition, []).append(redrive_record(record))
+                await consumer.commit(outputs, positions)
+                if rate:
+                    await asyncio.sleep(len(batch) / rate)
+        finally:
+            await consumer.stop()
     verb = "would re-drive" if dry_run else "re-drove"
     sys.stderr.write(f"{verb} {sent} dead letters\n")
     return 0

@@ -7,7 +7,7 @@ import asyncio
 import json
 import sys
 
-from gateway.commands.common import open_log, parse_when, topic_named
+from gateway.commands.common import opened_log, parse_when, topic_named
 from gateway.log.base import LogRecord
 from gateway.settings import Settings
 
@@ -34,9 +34,7 @@ def render(record: LogRecord) -> str:
 
 
 async def tail(settings: Settings, topic: str, since: str | None, follow: bool) -> int:
-    log = open_log(settings)
-    await log.start()
-    try:
+    async with opened_log(settings) as log:
         since_ms = int(parse_when(since).timestamp() * 1000) if since else None
         seen: set[tuple[int, int]] = set()
         while True:
@@ -53,8 +51,6 @@ async def tail(settings: Settings, topic: str, since: str | None, follow: bool) 
             if not follow:
                 return 0
             await asyncio.sleep(_FOLLOW_POLL_S)
-    finally:
-        await log.close()
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

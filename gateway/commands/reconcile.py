@@ -13,7 +13,7 @@ import json
 import sys
 from dataclasses import asdict
 
-from gateway.commands.common import open_log, parse_when
+from gateway.commands.common import opened_log, parse_when
 from gateway.errors import ConfigurationError
 from gateway.log.base import SoleLease
 from gateway.oc.factory import build_enricher
@@ -29,16 +29,14 @@ async def _run(args: argparse.Namespace) -> int:
     if built is None:
         raise ConfigurationError("reconciliation needs OC: set GATEWAY_OC_BASE_URL")
     client, _ = built
-    log = open_log(settings)
-    await log.start()
-    await client.start()
-    try:
-        reconciler = Reconciler(settings, log, client, metrics, SoleLease())
-        until = parse_when(args.until) if args.until else parse_when("0s")
-        report = await reconciler.run_once(parse_when(args.since), until, args.dry_run)
-    finally:
-        await client.close()
-        await log.close()
+    async with opened_log(settings) as log:
+        await client.start()
+        try:
+            reconciler = Reconciler(settings, log, client, metrics, SoleLease())
+            until = parse_when(args.until) if args.until else parse_when("0s")
+            report = await reconciler.run_once(parse_when(args.since), until, args.dry_run)
+        finally:
+            await client.close()
     for found in report.changes:
         sys.stdout.write(json.dumps(asdict(found)) + "\n")
     verb = "found" if args.dry_run else "sent"

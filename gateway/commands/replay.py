@@ -14,7 +14,7 @@ import asyncio
 import sys
 from datetime import datetime
 
-from gateway.commands.common import open_log, parse_when
+from gateway.commands.common import opened_log, parse_when
 from gateway.errors import GatewayError
 from gateway.log.base import Log, Record
 from gateway.oc.factory import build_enricher
@@ -76,9 +76,7 @@ async def _flush(log: Log, pending: list[Record], dry_run: bool) -> int:
 
 async def _run(args: argparse.Namespace) -> int:
     settings = Settings()
-    log = open_log(settings)
-    await log.start()
-    try:
+    async with opened_log(settings) as log:
         read, written, failed = await replay(
             settings,
             log,
@@ -88,8 +86,6 @@ async def _run(args: argparse.Namespace) -> int:
             args.enrich,
             args.dry_run,
         )
-    finally:
-        await log.close()
     verb = "would write" if args.dry_run else "wrote"
     sys.stderr.write(f"replayed {read} raw records, {verb} {written} events, {failed} failed\n")
     return 1 if failed else 0

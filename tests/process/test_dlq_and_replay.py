@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gateway.commands.common import open_log
+from gateway.commands.common import opened_log
 from gateway.commands.dlq import describe, redrive
 from gateway.commands.replay import replay
 from gateway.errors import ProcessingError
@@ -56,22 +56,17 @@ def settings(request: pytest.FixtureRequest, make_settings: SettingsFactory) -> 
     return settings_for(request, make_settings)
 
 
+async def records(settings: Settings, topic: str) -> list[LogRecord]:
+    async with opened_log(settings) as log:
+        return [r async for r in log.read(topic)]
+
+
 async def typed_events(settings: Settings) -> list[LogRecord]:
-    log = open_log(settings)
-    await log.start()
-    try:
-        return [r async for r in log.read(settings.topic_outbound)]
-    finally:
-        await log.close()
+    return await records(settings, settings.topic_outbound)
 
 
 async def dead_letters(settings: Settings) -> list[LogRecord]:
-    log = open_log(settings)
-    await log.start()
-    try:
-        return [r async for r in log.read(settings.topic_dlq)]
-    finally:
-        await log.close()
+    return await records(settings, settings.topic_dlq)
 
 
 @pytest.mark.parametrize("permanent", [True, False], ids=["permanent", "after-retries"])
@@ -125,12 +120,8 @@ async def test_dead_letter_then_redrive_then_replay(settings: Settings, permanen
     before = await typed_events(settings)
     assert sorted(json.loads(e.value)["orderNumber"] for e in before) == [BROKEN, FINE]
 
-    log = open_log(settings)
-    await log.start()
-    try:
+    async with opened_log(settings) as log:
         read, written, failed = await replay(settings, log, started, None, key=None, enrich=False)
-    finally:
-        await log.close()
     after = await typed_events(settings)
     assert (read, failed) == (3, 0)  # both callbacks + the re-driven copy
     assert written == 2  # the re-driven copy is the same delivery: deduplicated
