@@ -15,12 +15,14 @@
     │   └── SpoolFull                 retryable later: the spool reached its cap (503)
     ├── OcError                       OC's API failed
     │   ├── OcTransient               retryable: 5xx, 429, timeouts, connection errors
-    │   ├── OcAuthError               retryable once after a token refresh
+    │   ├── OcAuthError               refreshed and retried once by auth.py, then permanent
     │   ├── OcRejected                permanent: OC understood and said no (4xx, success:false)
-    │   └── OcUnavailable             retryable later: breaker open or time budget spent
+    │   └── OcUnavailable             not now: breaker open or time budget spent
     └── ProcessingError               permanent for this record: goes to the DLQ
 
-`retryable` tells the single retrying layer whether trying again can help.
+`retryable` tells the one retry layer (gateway/retry.py) whether trying the same thing
+again shortly can help; errors that only a later, different attempt can cure (an open
+breaker, a spent budget, a refused token) are not retryable there.
 """
 
 from __future__ import annotations
@@ -116,9 +118,8 @@ class OcTransient(OcError):
 
 
 class OcAuthError(OcError):
-    """OC refused the access token (HTTP 401, or HTTP 200 with an auth failure body)."""
-
-    retryable = True
+    """OC refused the access token (HTTP 401, or HTTP 200 with an auth failure body).
+    auth.py refreshes the token and retries once; what still fails is not retried."""
 
 
 class OcRejected(OcError):
@@ -126,9 +127,8 @@ class OcRejected(OcError):
 
 
 class OcUnavailable(OcError):
-    """OC is considered down (breaker open) or the time budget for a look-up is spent."""
-
-    retryable = True
+    """OC is considered down (breaker open) or the time budget for a look-up is spent:
+    not retried at once; the caller tries again later (a follow-up, the next run)."""
 
 
 class ProcessingError(GatewayError):

@@ -17,8 +17,8 @@ from collections.abc import AsyncGenerator, Generator
 import httpx
 from pydantic import ValidationError
 
+from gateway.clock import Clock
 from gateway.errors import OcAuthError, OcTransient
-from gateway.oc.clock import Clock
 from gateway.oc.responses import OcThrottled, is_auth_failure, retry_after_s
 from gateway.oc.signing import CLIENT_KEY_HEADER, SIGNATURE_HEADER, oc_signature
 from gateway.oc.tokens import TokenStore

@@ -21,9 +21,9 @@ import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from typing import Generic, TypeVar
 
+from gateway.clock import Clock
 from gateway.errors import OcUnavailable
 from gateway.oc.cache import MISSING, TtlCache
-from gateway.oc.clock import Clock
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")

@@ -15,8 +15,8 @@ import enum
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from gateway.clock import Clock
 from gateway.errors import OcUnavailable
-from gateway.oc.clock import Clock
 
 
 class BreakerOpen(OcUnavailable):

@@ -6,7 +6,7 @@ import enum
 from collections import OrderedDict
 from typing import Final, Generic, Literal, TypeVar
 
-from gateway.oc.clock import Clock
+from gateway.clock import Clock
 
 K = TypeVar("K")
 V = TypeVar("V")

@@ -20,14 +20,14 @@ from typing import Final
 
 import httpx
 
+from gateway.clock import Clock
 from gateway.errors import OcAuthError, OcError, OcRejected, OcTransient, OcUnavailable
 from gateway.oc.breaker import BreakerOpen, BreakerState, CircuitBreaker
-from gateway.oc.clock import Clock
 from gateway.oc.ratelimit import AccountLimiter, Priority
 from gateway.oc.responses import E, OcThrottled, read_answer, transport_error
-from gateway.oc.retry import RetryPolicy, with_retries
 from gateway.ops.metrics import Metrics
 from gateway.ops.tracing import Tracing
+from gateway.retry import RetryPolicy, with_retries
 from schemas.oc_api import BUSINESS_PREFIX
 
 

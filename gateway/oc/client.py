@@ -26,13 +26,13 @@ from typing import Any, Final, TypeVar
 
 import httpx
 
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.errors import ConfigurationError
 from gateway.oc import redaction
 from gateway.oc.auth import OcAuth
 from gateway.oc.batching import Batcher
 from gateway.oc.cache import TtlCache
 from gateway.oc.caller import OcCaller
-from gateway.oc.clock import SYSTEM_CLOCK, Clock
 from gateway.oc.queries import (
     OUTBOUND_QUERY,
     RETURN_ORDERS,
@@ -43,11 +43,11 @@ from gateway.oc.queries import (
 )
 from gateway.oc.ratelimit import AccountLimiter, Priority
 from gateway.oc.responses import OcLimitExceeded
-from gateway.oc.retry import RetryPolicy
 from gateway.oc.tokens import TokenStore
 from gateway.oc.windows import Window, halve, split_range
 from gateway.ops.metrics import Metrics
 from gateway.ops.tracing import Tracing
+from gateway.retry import RetryPolicy
 from gateway.settings import Settings
 from schemas.oc_api import (
     OAUTH_TOKEN_PATH,

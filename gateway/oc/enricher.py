@@ -16,9 +16,9 @@ import asyncio
 from collections.abc import Awaitable, Sequence
 from typing import Final
 
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.errors import OcError
 from gateway.oc.client import OcClient
-from gateway.oc.clock import SYSTEM_CLOCK, Clock
 from gateway.ops.logs import get_logger
 from gateway.process import mapping
 from gateway.process.enrich import OutboundEnrichment, ReturnEnrichment

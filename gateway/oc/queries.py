@@ -11,8 +11,8 @@ from typing import Any, Final
 
 import httpx
 
+from gateway.clock import Clock
 from gateway.oc.caller import Endpoint, OcCaller, new_message_id
-from gateway.oc.clock import Clock
 from gateway.oc.ratelimit import Priority
 from schemas.oc_api import (
     OUTBOUND_QUERY_PATH,

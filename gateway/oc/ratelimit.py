@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from gateway.oc.clock import Clock
+from gateway.clock import Clock
 
 LOW_PRIORITY_SHARE = 0.25
 STRAIN_PAUSE_S = 5.0

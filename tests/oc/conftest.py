@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.oc.client import OcClient
-from gateway.oc.clock import SYSTEM_CLOCK, Clock
 from gateway.ops.metrics import Metrics
 from gateway.process import mapping
 from gateway.settings import Settings

@@ -24,6 +24,9 @@ class FakeClock:
     def now(self) -> datetime:
         return datetime(2026, 11, 28, tzinfo=UTC) + timedelta(seconds=self.t)
 
+    def time(self) -> float:
+        return self.now().timestamp()
+
     async def sleep(self, seconds: float) -> None:
         if seconds <= 0:
             await asyncio.sleep(0)
@@ -69,6 +72,9 @@ class JumpClock:
 
     def now(self) -> datetime:
         return datetime.now(UTC) + timedelta(seconds=self.offset)
+
+    def time(self) -> float:
+        return time.time() + self.offset
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))

@@ -1,7 +1,8 @@
-"""The time source of the OC client: monotonic seconds, wall time and sleeping.
+"""The gateway's one time source: monotonic seconds, wall time and sleeping.
 
-Everything in gateway/oc that waits or measures time takes a `Clock`, so tests can drive
-breakers, buckets, caches and batch windows without real waiting.
+Every component that waits or reads the time takes a `Clock` (the OC client's breakers,
+buckets, caches and batch windows, the processor, its follow-ups and state retention), so
+tests drive time by hand instead of waiting for it.
 """
 
 from __future__ import annotations
@@ -17,8 +18,12 @@ class Clock(Protocol):
         """Seconds on a clock that never goes backwards (for intervals and deadlines)."""
         ...
 
+    def time(self) -> float:
+        """Wall time in seconds since the epoch (for stamps that outlive the process)."""
+        ...
+
     def now(self) -> datetime:
-        """The current wall time, timezone-aware (for `fetched_at` stamps)."""
+        """The current wall time, timezone-aware (UTC)."""
         ...
 
     async def sleep(self, seconds: float) -> None:
@@ -27,10 +32,13 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """The real clock: `time.monotonic`, UTC wall time, `asyncio.sleep`."""
+    """The real clock: `time.monotonic`, `time.time`, UTC wall time, `asyncio.sleep`."""
 
     def monotonic(self) -> float:
         return time.monotonic()
+
+    def time(self) -> float:
+        return time.time()
 
     def now(self) -> datetime:
         return datetime.now(UTC)

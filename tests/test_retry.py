@@ -8,9 +8,8 @@ import random
 import pytest
 
 from gateway.errors import OcAuthError, OcRejected, OcTransient, OcUnavailable
-from gateway.oc.retry import RetryPolicy, with_retries
-
-from .fakes import FakeClock, until
+from gateway.retry import RetryPolicy, with_retries
+from tests.oc.fakes import FakeClock, until
 
 
 def test_backoff_grows_exponentially_with_bounded_jitter() -> None:
