@@ -28,12 +28,12 @@ from gateway.log.kafka import KafkaLease, KafkaLog, check_partitions
 from gateway.log.spool import SpoolingLog
 from gateway.log.sqlite import SqliteLog
 from gateway.oc.client import OcClient
-from gateway.oc.enricher import OcEnricher
-from gateway.oc.factory import build_enricher
+from gateway.oc.factory import build_client
 from gateway.ops.logs import get_logger
 from gateway.ops.metrics import Metrics
 from gateway.ops.tracing import Tracing
-from gateway.process.handler import CallbackHandler
+from gateway.process.enricher import OcEnricher
+from gateway.process.handler import RecordHandler
 from gateway.process.processor import Handler, Processor
 from gateway.process.reconcile import Reconciler
 from gateway.process.state import StateStore
@@ -132,9 +132,9 @@ class Gateway:
             self.settings, self.log, self.verifier, self.metrics, self.tracing
         )
         if self.settings.processor_enabled:
-            built = build_enricher(self.settings, self.metrics, self.tracing)
-            if built is not None:
-                self.oc_client, self.enricher = built
+            self.oc_client = build_client(self.settings, self.metrics, self.tracing)
+            if self.oc_client is not None:
+                self.enricher = OcEnricher(self.oc_client)
 
     async def start(self) -> None:
         settings = self.settings
@@ -156,12 +156,12 @@ class Gateway:
             if self.oc_client is not None:
                 await self.oc_client.start()
             store = StateStore(self.log, settings.topic_state)
-            handler: Handler = CallbackHandler(settings, self.metrics, self.enricher)
+            handler: Handler = RecordHandler(
+                settings, self.metrics, self.enricher, tracing=self.tracing
+            )
             if self.wrap_handler is not None:
                 handler = self.wrap_handler(handler)
-            self.processor = Processor(
-                settings, self.log, store, handler, self.metrics, self.tracing
-            )
+            self.processor = Processor(settings, self.log, store, handler, self.metrics)
             self._tasks.append(asyncio.create_task(self.processor.run(), name="processor"))
             if self.oc_client is not None and settings.reconcile_enabled:
                 self.reconciler = Reconciler(

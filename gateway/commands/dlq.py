@@ -2,7 +2,9 @@
 
 Redrive reads the DLQ as consumer group `<processor group>-redrive` and puts each
 record back on its original topic unchanged, committing the group's position in the
-same transaction as the appends: run it twice and nothing is sent twice.
+same transaction as the appends: run it twice and nothing is sent twice. Dead letters of
+given-up follow-up enrichments have no record to send back; redrive skips them (`gateway
+replay --key K --enrich` rebuilds that entity's events with OC's current state).
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from gateway.commands.common import opened_log
 from gateway.log.base import LogRecord, Record
 from gateway.process.dlq import (
     H_ATTEMPTS,
+    H_DEAD_LETTER,
     H_FAILED_AT,
     H_ORIGINAL_OFFSET,
     H_ORIGINAL_PARTITION,
     H_ORIGINAL_TOPIC,
     H_REASON,
+    redrivable,
     redrive_record,
 )
 from gateway.settings import Settings
@@ -48,6 +52,7 @@ def describe(record: LogRecord) -> dict[str, object]:
             "offset": _text(record, H_ORIGINAL_OFFSET),
         },
         "delivery_id": _text(record, "gw-delivery-id"),
+        "dead_letter": _text(record, H_DEAD_LETTER) or "record",
     }
 
 
@@ -73,14 +78,16 @@ async def redrive(settings: Settings, dry_run: bool, rate: float | None) -> int:
                 batch = await consumer.fetch(size, _IDLE_S)
                 if not batch:
                     break
+                again = [r for r in batch if redrivable(r)]
                 for record in batch:
-                    sys.stdout.write(json.dumps({"redrive": describe(record)}) + "\n")
-                sent += len(batch)
+                    verb = "redrive" if redrivable(record) else "skip"
+                    sys.stdout.write(json.dumps({verb: describe(record)}) + "\n")
+                sent += len(again)
                 if dry_run:
                     continue
                 positions = {r.topic_partition: r.offset + 1 for r in batch}
                 outputs: dict[tuple[str, int], list[Record]] = {}
-                for record in batch:
+                for record in again:
                     outputs.setdefault(record.topic_partition, []).append(redrive_record(record))
                 await consumer.commit(outputs, positions)
                 if rate:

@@ -16,7 +16,7 @@ from dataclasses import asdict
 from gateway.commands.common import opened_log, parse_when
 from gateway.errors import ConfigurationError
 from gateway.log.base import SoleLease
-from gateway.oc.factory import build_enricher
+from gateway.oc.factory import build_client
 from gateway.ops.metrics import Metrics
 from gateway.process.reconcile import Reconciler
 from gateway.settings import Settings
@@ -25,10 +25,9 @@ from gateway.settings import Settings
 async def _run(args: argparse.Namespace) -> int:
     settings = Settings()
     metrics = Metrics()
-    built = build_enricher(settings, metrics)
-    if built is None:
+    client = build_client(settings, metrics)
+    if client is None:
         raise ConfigurationError("reconciliation needs OC: set GATEWAY_OC_BASE_URL")
-    client, _ = built
     async with opened_log(settings) as log:
         await client.start()
         try:

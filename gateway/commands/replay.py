@@ -15,15 +15,15 @@ import sys
 from datetime import datetime
 
 from gateway.commands.common import opened_log, parse_when
-from gateway.errors import GatewayError
-from gateway.log.base import Log, Record
-from gateway.oc.factory import build_enricher
+from gateway.log.base import Log, LogRecord, Record
+from gateway.oc.factory import build_client
 from gateway.ops.metrics import Metrics
-from gateway.process.handler import CallbackHandler
+from gateway.process.enricher import OcEnricher
+from gateway.process.handler import Deferred, Done, RecordHandler
 from gateway.process.state import StateStore, StateView
 from gateway.settings import Settings
 
-_FLUSH_EVERY = 500
+_CHUNK = 500
 
 
 async def replay(
@@ -37,14 +37,15 @@ async def replay(
 ) -> tuple[int, int, int]:
     """(raw records read, events written, records that failed) for one replay."""
     metrics = Metrics()
-    built = build_enricher(settings, metrics) if enrich else None
-    if built is not None:
-        await built[0].start()
-    handler = CallbackHandler(settings, metrics, built[1] if built else None)
+    client = build_client(settings, metrics) if enrich else None
+    if client is not None:
+        await client.start()
+    enricher = OcEnricher(client) if client is not None else None
+    handler = RecordHandler(settings, metrics, enricher)
     view = StateView(StateStore(log, settings.topic_state))
     until_ms = int(until.timestamp() * 1000) if until else None
     read = written = failed = 0
-    pending: list[Record] = []
+    chunk: list[LogRecord] = []
     try:
         async for record in log.read(settings.topic_raw, since_ms=int(since.timestamp() * 1000)):
             if until_ms is not None and record.timestamp_ms > until_ms:
@@ -52,26 +53,46 @@ async def replay(
             if key is not None and record.key != key.encode():
                 continue
             read += 1
-            try:
-                pending.extend(await handler.handle(record, view))
-            except GatewayError as exc:
-                failed += 1
-                sys.stderr.write(f"offset {record.partition}/{record.offset}: {exc}\n")
-            if len(pending) >= _FLUSH_EVERY:
-                written += await _flush(log, pending, dry_run)
-        written += await _flush(log, pending, dry_run)
+            chunk.append(record)
+            if len(chunk) >= _CHUNK:
+                out, bad = await _handle(handler, chunk, view)
+                written, failed = written + await _flush(log, out, dry_run), failed + bad
+        out, bad = await _handle(handler, chunk, view)
+        written, failed = written + await _flush(log, out, dry_run), failed + bad
     finally:
-        if built is not None:
-            await built[0].close()
+        if client is not None:
+            await client.close()
     return read, written, failed
 
 
-async def _flush(log: Log, pending: list[Record], dry_run: bool) -> int:
-    count = len(pending)
-    if pending and not dry_run:
-        await log.append(list(pending))
-    pending.clear()
-    return count
+async def _handle(
+    handler: RecordHandler, chunk: list[LogRecord], view: StateView
+) -> tuple[list[Record], int]:
+    """The outputs of a chunk of raw records and how many failed (reported on stderr);
+    records that waited for a failed one of their entity are handled after it."""
+    outputs: list[Record] = []
+    failed = 0
+    pending = list(chunk)
+    while pending:
+        again: list[LogRecord] = []
+        for record, result in zip(pending, await handler.handle(pending, view), strict=True):
+            if isinstance(result, Done):
+                outputs += result.outputs
+            elif isinstance(result, Deferred):
+                again.append(record)
+            else:
+                failed += 1
+                sys.stderr.write(f"offset {record.partition}/{record.offset}: {result.error}\n")
+        pending = again
+    view.apply()
+    chunk.clear()
+    return outputs, failed
+
+
+async def _flush(log: Log, outputs: list[Record], dry_run: bool) -> int:
+    if outputs and not dry_run:
+        await log.append(outputs)
+    return len(outputs)
 
 
 async def _run(args: argparse.Namespace) -> int:

@@ -1,7 +1,8 @@
 """`OcClient`: the look-ups the gateway makes on OC's API, for one OC account.
 
-Enrichment look-ups (`get_order`, `stock`, `get_return`, `return_stock`) go through one
-`Batcher` each (stock: one per region): answered from a short cache
+Enrichment look-ups (`get_order`, `stock`, `get_return`, `return_stock`, and their
+many-at-once forms `get_orders`, `stock_of`, `get_returns`, `return_stock_of`) go
+through one `Batcher` each: answered from a short cache
 (`oc_cache_ttl_s`), coalesced with identical look-ups in flight, and batched across
 concurrent callers for `oc_batch_window_ms` (orders and returns: up to 50 numbers per
 query; StockSnapshot v2 and the return stock snapshot: up to 200 ids per request, every
@@ -20,7 +21,7 @@ limiter, retries); failures surface as `OcError`s (gateway.errors).
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Final, TypeVar
 
@@ -190,6 +191,23 @@ class OcClient:
         """Return stock snapshot rows of `ids` (serviceType SKU)."""
         found = await self._return_stock.get_many(ids)
         return [row for rows in found.values() for row in rows]
+
+    # Many at once: a processor batch asks for all its entities in one go.
+    async def get_orders(self, numbers: Iterable[str]) -> dict[str, OcOutboundOrder | None]:
+        """`get_order` for each of `numbers` (None where OC has no such order)."""
+        return await self._orders.get_many(numbers)
+
+    async def stock_of(self, skus: Iterable[str]) -> dict[str, list[OcStockRow]]:
+        """StockSnapshot v2 rows of each of `skus`, every region."""
+        return await self._stock.get_many(skus)
+
+    async def get_returns(self, numbers: Iterable[str]) -> dict[str, OcReturnOrder | None]:
+        """`get_return` for each of `numbers` (None where OC has no such return)."""
+        return await self._returns.get_many(numbers)
+
+    async def return_stock_of(self, ids: Iterable[str]) -> dict[str, list[ReturnStockRow]]:
+        """Return stock snapshot rows of each of `ids`."""
+        return await self._return_stock.get_many(ids)
 
     def _batcher(
         self,

@@ -13,6 +13,23 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 C = TypeVar("C", Counter, Gauge, Histogram)
 
+
+class Children:
+    """The labelled children of one counter or histogram, each looked up once: on a hot
+    path `metric.labels(...)` (a lock, a validation, a dict) costs more than the count.
+    Only for metrics whose children are never removed."""
+
+    def __init__(self, metric: Counter | Histogram) -> None:
+        self._metric = metric
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *values: str) -> Any:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._metric.labels(*values)
+        return child
+
+
 _LATENCY_BUCKETS = (
     0.0005,
     0.001,
@@ -137,6 +154,21 @@ class Metrics:
             "gateway_events_published_total",
             "Typed events published, by event type.",
             ["type"],
+            registry=r,
+        )
+        self.decisions = self._track(
+            Counter,
+            "gateway_processor_decisions_total",
+            "What the processor decided for each callback item: published, duplicate "
+            "or absorbed (no news).",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        self.retries = self._track(
+            Counter,
+            "gateway_retries_total",
+            "Failed attempts that the retry layer tries again, by operation.",
+            ["operation"],
             registry=r,
         )
         self.duplicates = self._track(

@@ -66,24 +66,34 @@ class Tracing:
         parent: Iterable[tuple[str, bytes]] | dict[str, str] | None = None,
         attributes: dict[str, str] | None = None,
         kind: str = "internal",
+        links: Iterable[Iterable[tuple[str, bytes]]] = (),
     ) -> Iterator[None]:
         """Run the block inside a span; `parent` carries a trace context to continue
-        (HTTP headers, or a Kafka record's headers)."""
+        (HTTP headers, or a Kafka record's headers); `links` the contexts of other
+        records the span works for (a batch's look-ups serve many records)."""
         if not self.enabled:
             yield
             return
-        context = None
-        if parent is not None:
-            carrier = (
-                dict(parent)
-                if isinstance(parent, dict)
-                else {k: v.decode("latin-1") for k, v in parent if k in _TRACE_HEADERS}
-            )
-            context = self._propagator.extract(carrier)
+        from opentelemetry import trace
+
+        context = self._extract(parent) if parent is not None else None
+        linked = [
+            trace.Link(trace.get_current_span(self._extract(headers)).get_span_context())
+            for headers in links
+        ]
         with self._tracer.start_as_current_span(
-            name, context=context, attributes=attributes, kind=self._kinds[kind.upper()]
+            name,
+            context=context,
+            attributes=attributes,
+            kind=self._kinds[kind.upper()],
+            links=linked,
         ):
             yield
+
+    def _extract(self, carrier: Iterable[tuple[str, bytes]] | dict[str, str]) -> Any:
+        if not isinstance(carrier, dict):
+            carrier = {k: v.decode("latin-1") for k, v in carrier if k in _TRACE_HEADERS}
+        return self._propagator.extract(carrier)
 
     def headers(self) -> Headers:
         """The current span's context as Kafka record headers (empty when off)."""

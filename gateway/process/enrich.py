@@ -1,30 +1,44 @@
 """The enrichment port: what the processor asks of OC's API, and what comes back.
 
-An `Enricher` answers within its deadline with whatever it got; the parts it could not
-fetch are listed in `missing`, and the processor owes a follow-up event for them. It
-never raises for OC's failures: a slow or broken OC degrades events, it does not stop them.
+A batch of records asks once: each entity that needs enrichment is a `Need` (its entity
+look-up and its stock look-up, as its kind says), and the `Enricher` answers all of them
+within one deadline with whatever it got. The parts it could not fetch are listed in
+`missing`, and the processor owes a follow-up event for them. It never raises for OC's
+failures: a slow or broken OC degrades events, it does not stop them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from schemas.events import EnrichmentPart, OcOrderState, OcReturnState, StockLevel
 
 
 @dataclass(frozen=True, slots=True)
-class OutboundEnrichment:
-    order: OcOrderState | None = None
-    stock: list[StockLevel] = field(default_factory=list)
-    missing: tuple[EnrichmentPart, ...] = ()
+class Need:
+    """One entity to enrich: `entity_part` is the look-up of the entity itself (`order`,
+    `return_order`), `stock_part` that of its SKUs' stock (`stock`, `return_stock`).
+    With no `skus`, the stock is that of the SKUs the entity look-up returns."""
+
+    key: str
+    entity_part: EnrichmentPart
+    stock_part: EnrichmentPart
+    skus: tuple[str, ...] = ()
+    region: str | None = None
+
+    @property
+    def parts(self) -> tuple[EnrichmentPart, EnrichmentPart]:
+        return (self.entity_part, self.stock_part)
 
 
 @dataclass(frozen=True, slots=True)
-class ReturnEnrichment:
-    return_order: OcReturnState | None = None
-    stock: list[StockLevel] = field(default_factory=list)
+class Enriched:
+    """What OC answered for one `Need`."""
+
+    entity: OcOrderState | OcReturnState | None = None
+    stock: tuple[StockLevel, ...] = ()
     missing: tuple[EnrichmentPart, ...] = ()
 
 
@@ -32,16 +46,8 @@ class Enricher(Protocol):
     @property
     def enabled(self) -> bool: ...
 
-    async def outbound(
-        self, order_number: str, skus: Sequence[str], region: str | None, deadline_s: float
-    ) -> OutboundEnrichment:
-        """The order's current OC state and the stock of its SKUs, as far as OC answered."""
-        ...
-
-    async def returns(
-        self, return_number: str, sku_ids: Sequence[str], deadline_s: float
-    ) -> ReturnEnrichment:
-        """The return order and its return stock, as far as OC answered."""
+    async def enrich(self, needs: Sequence[Need], deadline_s: float) -> Mapping[Need, Enriched]:
+        """Every need's entity and stock, as far as OC answered within `deadline_s`."""
         ...
 
 
@@ -52,12 +58,5 @@ class NoEnrichment:
     def enabled(self) -> bool:
         return False
 
-    async def outbound(
-        self, order_number: str, skus: Sequence[str], region: str | None, deadline_s: float
-    ) -> OutboundEnrichment:
-        return OutboundEnrichment()
-
-    async def returns(
-        self, return_number: str, sku_ids: Sequence[str], deadline_s: float
-    ) -> ReturnEnrichment:
-        return ReturnEnrichment()
+    async def enrich(self, needs: Sequence[Need], deadline_s: float) -> Mapping[Need, Enriched]:
+        return {}

@@ -1,432 +1,306 @@
-"""One raw record -> its typed events: parse, deduplicate, enrich, map, remember.
+"""A batch of raw records -> their outputs: read, decide, enrich, build, remember.
 
-Each raw record concerns one entity (its key) of one callback; the callback may carry
-several items for it, handled in order. Per item: drop it if this delivery or this exact
-change (status + OC event time) was already published; flag it if it goes backwards;
-enrich it within the deadline; publish; remember it in the entity's state. Enrichment
-that did not arrive in time is owed as a follow-up (see followups.py).
+The thin I/O loop around the pure core, in three passes over the batch:
 
-Raw records written by reconciliation (`gw-source: reconcile`) carry OC's current state of
-an entity: they become an event, marked reconciled, only when that state is ahead of what
-was published; a callback arriving later for a change reconciliation already published is
-absorbed as a duplicate.
+1. read each record (its kind, delivery and entity from the headers, its body parsed
+   once) into the items of its kind (kinds.py);
+2. enrich, once for the whole batch: every item that may be news asks for its entity
+   and stock, and the enricher answers them all within one deadline;
+3. in input order, decide each item against its entity's state (decide.py), build the
+   events of what is news (mapping.py through the kind), and remember it; enrichment
+   that did not come in time is owed as a follow-up (followups.py).
+
+A record's state changes are kept only when the whole record succeeded. A record that
+fails is reported, not raised: a `ProcessingError` is permanent (the processor
+dead-letters it), anything else is a surprise the processor retries, and later records
+of the same entity in the batch wait for it (`DEFERRED`), so each entity's events stay
+in order. CPU work is done in short slices, so callbacks arriving on the same event loop
+are answered between them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any, Final
 
-from pydantic import BaseModel, ValidationError
-
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.errors import ProcessingError
 from gateway.ingest.record import Kind
 from gateway.log.base import LogRecord, Record
 from gateway.ops.logs import get_logger
-from gateway.ops.metrics import Metrics
+from gateway.ops.metrics import Children, Metrics
+from gateway.ops.tracing import Tracing
 from gateway.process import mapping
-from gateway.process.cloudevents import event_id
-from gateway.process.enrich import Enricher, NoEnrichment, OutboundEnrichment, ReturnEnrichment
-from gateway.process.followups import run_follow_ups
+from gateway.process.decide import Decision, Outcome, decide, owe, remember
+from gateway.process.enrich import Enriched, Enricher, Need, NoEnrichment
+from gateway.process.followups import FollowUps
+from gateway.process.kinds import KINDS, Context, EntityKind, Item, Pii
 from gateway.process.pii import PiiPolicy
-from gateway.process.publish import LevelSource, Publisher
+from gateway.process.publish import Outgoing, Publisher, fresh_levels
 from gateway.process.raw import record_context
-from gateway.process.state import EntityState, FollowUp, StateView
+from gateway.process.state import FollowUp, StateKey, StateView
 from gateway.settings import Settings
-from schemas.callbacks import (
-    InventoryCallback,
-    InventoryCallbackItem,
-    OcOutboundOrder,
-    OutboundCallback,
-    ReturnCallback,
-    ReturnCallbackItem,
-    parse_callback,
-)
-from schemas.events import (
-    OUTBOUND_STATUS_CHANGED,
-    RETURN_UPDATED,
-    Enrichment,
-    EnrichmentPart,
-    OutboundOrderStatusChanged,
-    ReturnUpdated,
-)
 
-T = TypeVar("T")
-E = TypeVar("E", OutboundEnrichment, ReturnEnrichment)
 logger = get_logger("gateway.process")
 
-
-def enrichment_status(enabled: bool, missing: Sequence[EnrichmentPart], parts: int) -> Enrichment:
-    if not enabled:
-        return Enrichment(status="not_requested")
-    if not missing:
-        return Enrichment(status="complete")
-    if len(missing) >= parts:
-        return Enrichment(status="unavailable", missing=list(missing), follow_up=True)
-    return Enrichment(status="partial", missing=list(missing), follow_up=True)
+SLICE_S: Final = 0.002
+"""Longest stretch of CPU work before the handler lets the event loop run others."""
 
 
 @dataclass(frozen=True, slots=True)
-class Context:
-    """What every event of one raw record shares."""
+class Done:
+    """A record handled: its outputs, and the events among them (type, OC time)."""
 
-    kind: Kind
-    key: str
-    partition: int
-    delivery_id: str
-    received_at: datetime
-    reconciled: bool
-
-    def identity(self, index: int) -> str:
-        return f"{self.delivery_id}#{self.key}#{index}"
+    outputs: list[Record]
+    published: list[tuple[str, datetime]] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class StatusChange:
-    """One status change of an order or a return, and how to publish it."""
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """A record that could not be handled; its state was left as it was."""
 
-    status: str
-    oc_status: str | None
-    occurred: datetime
-    ranks: Mapping[str, int]
-    event_type: str
-    levels_source: LevelSource
-    follow_up_detail: dict[str, Any] = field(default_factory=dict)
+    error: BaseException
+
+    @property
+    def permanent(self) -> bool:
+        return isinstance(self.error, ProcessingError)
 
 
-def _items(entities: list[tuple[str, list[T]]], ctx: Context) -> list[T]:
-    """The items of the callback that concern this record's entity."""
-    for key, items in entities:
-        if key == ctx.key:
-            return items
-    raise ProcessingError(f"the callback has no {ctx.kind} entity {ctx.key!r}")
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """Not handled: an earlier record of the same entity failed and will be retried."""
 
 
-class CallbackHandler:
+DEFERRED: Final = Deferred()
+Handled = Done | Failed | Deferred
+
+
+class Pacer:
+    """Lets the event loop run other work at least every `SLICE_S` of CPU work."""
+
+    def __init__(self, slice_s: float = SLICE_S) -> None:
+        self._slice_s = slice_s
+        self._since = time.perf_counter()
+
+    async def tick(self) -> None:
+        now = time.perf_counter()
+        if now - self._since >= self._slice_s:
+            await asyncio.sleep(0)
+            self._since = time.perf_counter()
+
+
+class RecordHandler:
     def __init__(
         self,
         settings: Settings,
         metrics: Metrics,
         enricher: Enricher | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
+        tracing: Tracing | None = None,
+        kinds: Mapping[Kind, EntityKind[Any]] = KINDS,
     ) -> None:
-        self.settings = settings
-        self.metrics = metrics
-        self.enricher: Enricher = enricher or NoEnrichment()
-        self.clock = clock
-        self.publisher = Publisher(settings)
-        # Records are handled concurrently so their OC look-ups share batches, but only
-        # this many at once may be between two waits: a batch's CPU work then comes in
-        # short turns, and callbacks arriving meanwhile (same event loop) are answered
-        # between them instead of after the whole batch.
-        self._cpu = asyncio.Semaphore(settings.processor_concurrency)
-        self._pii = PiiPolicy(settings.pii_policy, settings.pii_hmac_key.get_secret_value())
-
-    async def handle(self, record: LogRecord, view: StateView) -> list[Record]:
-        kind, delivery_id, received_at, reconciled = record_context(record)
-        if record.key is None:
-            raise ProcessingError("raw record has no key")
-        ctx = Context(
-            kind, record.key.decode(), record.partition, delivery_id, received_at, reconciled
+        self._settings = settings
+        self._metrics = metrics
+        self._enricher: Enricher = enricher or NoEnrichment()
+        self._clock = clock
+        self._tracing = tracing
+        self._kinds = kinds
+        self._publisher = Publisher(settings)
+        policy = PiiPolicy(settings.pii_policy, settings.pii_hmac_key.get_secret_value())
+        self._pii: dict[Kind, Pii] = {
+            name: partial(policy.apply, self._publisher.topic_for(kind.name))
+            for name, kind in kinds.items()
+        }
+        self._decisions = Children(metrics.decisions)
+        self._duplicates = Children(metrics.duplicates)
+        self._enrichment = Children(metrics.enrichment)
+        self._followups = FollowUps(
+            settings, self._enricher, kinds, self._publisher, metrics, clock
         )
-        try:
-            async with self._cpu:
-                callback = parse_callback(kind, record.value)
-        except ValidationError as exc:
-            raise ProcessingError(
-                f"cannot parse the {kind} callback: {exc.error_count()} errors"
-            ) from exc
-        outputs: list[Record] = []
-        if isinstance(callback, OutboundCallback):
-            for index, order in enumerate(_items(callback.entities(), ctx)):
-                outputs += await self._outbound(ctx, index, callback, order, view)
-        elif isinstance(callback, ReturnCallback):
-            for index, rma in enumerate(_items(callback.entities(), ctx)):
-                outputs += await self._return(ctx, index, callback, rma, view)
-        else:
-            for index, row in enumerate(_items(callback.entities(), ctx)):
-                async with self._cpu:
-                    outputs += self._inventory(ctx, index, callback, row, view)
-        return outputs
+
+    async def handle(self, records: Sequence[LogRecord], view: StateView) -> list[Handled]:
+        """One result per record, in input order (see the module docstring)."""
+        pacer = Pacer()
+        read: list[list[Item[Any]] | BaseException] = []
+        for record in records:
+            read.append(self._read(record))
+            await pacer.tick()
+        enriched = await self._traced_enrich(records, read, view)
+        results: list[Handled] = []
+        blocked: set[tuple[int, bytes | None]] = set()
+        for record, items in zip(records, read, strict=True):
+            lane = (record.partition, record.key)
+            result: Handled
+            if lane in blocked:
+                result = DEFERRED
+            elif isinstance(items, BaseException):
+                result = Failed(items)
+            else:
+                try:
+                    result = self._traced(record, items, view, enriched)
+                except Exception as exc:  # a bug or a surprise: the processor retries
+                    result = Failed(exc)
+            if isinstance(result, Failed) and not result.permanent:
+                blocked.add(lane)
+            results.append(result)
+            await pacer.tick()
+        return results
 
     async def follow_ups(self, view: StateView, now_ms: int) -> dict[int, list[Record]]:
-        if not self.enricher.enabled:
+        """Outputs for follow-up enrichments that are due, by raw partition."""
+        if not self._enricher.enabled:
             return {}
-        return await run_follow_ups(self, view, now_ms)
+        return await self._followups.run(view, now_ms)
 
-    # --- per kind -----------------------------------------------------------------------
-    async def _outbound(
-        self,
-        ctx: Context,
-        index: int,
-        callback: OutboundCallback,
-        item: OcOutboundOrder,
-        view: StateView,
-    ) -> list[Record]:
-        skus = mapping.order_skus(item)
-        change = StatusChange(
-            status=item.normalized_status(),
-            oc_status=item.raw_status(),
-            occurred=callback.occurred_at(item) or ctx.received_at,
-            ranks=mapping.ORDER_RANK,
-            event_type=OUTBOUND_STATUS_CHANGED,
-            levels_source="stock_snapshot",
-            follow_up_detail={"skus": skus, "region": item.service_region},
-        )
-        consignee = mapping.consignee(item) if item.has_consignee() else None
-        topic = self.publisher.topic_for("outbound")
-
-        async def enrich() -> OutboundEnrichment:
-            return await self._enrich(
-                self.enricher.outbound(ctx.key, skus, item.service_region, self._timeout),
-                OutboundEnrichment(missing=("order", "stock")),
-            )
-
-        def build(
-            ce_id: str, state: EntityState, regress: bool, result: OutboundEnrichment
-        ) -> BaseModel:
-            return OutboundOrderStatusChanged(
-                event_id=ce_id,
-                occurred_at=change.occurred,
-                received_at=ctx.received_at,
-                delivery_id=ctx.delivery_id,
-                reconciled=ctx.reconciled,
-                order_number=ctx.key,
-                reference_number=item.reference_number,
-                service_region=item.service_region,
-                status=item.normalized_status(),
-                oc_status=change.oc_status,
-                previous_status=state.status,  # type: ignore[arg-type]
-                status_regressed=regress,
-                shipments=mapping.shipments(item),
-                consignee=self._pii.apply(topic, consignee) if consignee else None,
-                enrichment=enrichment_status(self.enricher.enabled, result.missing, 2),
-                oc_order=result.order,
-                stock_levels=result.stock,
-            )
-
-        return await self._status_change(ctx, index, change, view, enrich, build)
-
-    async def _return(
-        self,
-        ctx: Context,
-        index: int,
-        callback: ReturnCallback,
-        item: ReturnCallbackItem,
-        view: StateView,
-    ) -> list[Record]:
-        sku_ids = [i.mf_sku_id for i in item.item_list if i.mf_sku_id]
-        change = StatusChange(
-            status=item.normalized_status(),
-            oc_status=item.raw_status(),
-            occurred=callback.occurred_at(item) or ctx.received_at,
-            ranks=mapping.RETURN_RANK,
-            event_type=RETURN_UPDATED,
-            levels_source="return_stock_snapshot",
-            follow_up_detail={"skus": sku_ids},
-        )
-
-        async def enrich() -> ReturnEnrichment:
-            return await self._enrich(
-                self.enricher.returns(ctx.key, sku_ids, self._timeout),
-                ReturnEnrichment(missing=("return_order", "return_stock")),
-            )
-
-        def build(
-            ce_id: str, state: EntityState, regress: bool, result: ReturnEnrichment
-        ) -> BaseModel:
-            return ReturnUpdated(
-                event_id=ce_id,
-                occurred_at=change.occurred,
-                received_at=ctx.received_at,
-                delivery_id=ctx.delivery_id,
-                reconciled=ctx.reconciled,
-                return_number=ctx.key,
-                order_number=item.original_order_number,
-                status=item.normalized_status(),
-                oc_status=change.oc_status,
-                previous_status=state.status,  # type: ignore[arg-type]
-                status_regressed=regress,
-                tracking_number=item.tracking_number,
-                carrier_code=item.carrier_code,
-                items=mapping.return_items(item.item_list),
-                enrichment=enrichment_status(self.enricher.enabled, result.missing, 2),
-                oc_return=result.return_order,
-                return_stock=result.stock,
-            )
-
-        return await self._status_change(ctx, index, change, view, enrich, build)
-
-    def _inventory(
-        self,
-        ctx: Context,
-        index: int,
-        callback: InventoryCallback,
-        item: InventoryCallbackItem,
-        view: StateView,
-    ) -> list[Record]:
-        state_key = f"inventory:{ctx.key}"
-        state = view.get(ctx.partition, state_key)
-        occurred = callback.occurred_at(item) or ctx.received_at
-        identity = ctx.identity(index)
-        level = mapping.stock_level(item)
-        if level is None:
-            raise ProcessingError("inventory item without a location")
-        fingerprint = f"{level.model_dump_json()}|{occurred.isoformat()}"
-        if self._seen(ctx, state, identity, fingerprint):
-            return []
-        state.remember(identity, fingerprint)
-        state.updated_ms = int(self.clock() * 1000)
-        view.put(ctx.partition, state_key, state)
-        return self.publisher.level_records([level], identity, occurred, "inventory_callback")
-
-    # --- the status pipeline shared by orders and returns -------------------------------
-    async def _status_change(
-        self,
-        ctx: Context,
-        index: int,
-        change: StatusChange,
-        view: StateView,
-        enrich: Callable[[], Awaitable[E]],
-        build: Callable[[str, EntityState, bool, E], BaseModel],
-    ) -> list[Record]:
-        state_key = f"{ctx.kind}:{ctx.key}"
-        identity = ctx.identity(index)
-        fingerprint = f"{change.status}|{change.oc_status}|{change.occurred.isoformat()}"
-        async with self._cpu:
-            state = view.get(ctx.partition, state_key)
-            if self._seen(ctx, state, identity, fingerprint):
-                return []
-            if not self._is_news(ctx, state, change):
-                state.remember(identity, fingerprint)
-                view.put(ctx.partition, state_key, state)
-                return []
-            if change.status == "unknown":
-                self.metrics.unknown_status.labels(ctx.kind).inc()
-            regress = mapping.regressed(
-                change.ranks, state.status, state.occurred_at_ms, change.status, change.occurred
-            )
-        result = await enrich()  # no turn is held while OC answers
-        async with self._cpu:
-            return self._publish(
-                ctx, state_key, state, identity, fingerprint, change, regress, result, build, view
-            )
-
-    def _publish(
-        self,
-        ctx: Context,
-        state_key: str,
-        state: EntityState,
-        identity: str,
-        fingerprint: str,
-        change: StatusChange,
-        regress: bool,
-        result: E,
-        build: Callable[[str, EntityState, bool, E], BaseModel],
-        view: StateView,
-    ) -> list[Record]:
-        ce_id = event_id(change.event_type, identity)
-        event = build(ce_id, state, regress, result)
-        status = enrichment_status(self.enricher.enabled, result.missing, 2).status
-        self.metrics.enrichment.labels(status).inc()
-        outputs = [
-            self.publisher.event_record(
-                event,
-                change.event_type,
-                ce_id,
-                ctx.kind,
-                ctx.key,
-                change.occurred,
-                reconciled=ctx.reconciled,
-            )
-        ]
-        outputs += self.publisher.level_records(
-            result.stock, identity, change.occurred, change.levels_source
-        )
-        self._remember(ctx, state, identity, fingerprint, change, regress)
-        if result.missing and self.enricher.enabled:
-            self._owe(state, ce_id, change, ctx, identity, result.missing)
-        view.put(ctx.partition, state_key, state)
-        return outputs
-
-    def _seen(self, ctx: Context, state: EntityState, identity: str, fingerprint: str) -> bool:
-        if state.saw_delivery(identity) or state.saw_fingerprint(fingerprint):
-            self.metrics.duplicates.labels(ctx.kind).inc()
-            return True
-        return False
-
-    def _is_news(self, ctx: Context, state: EntityState, change: StatusChange) -> bool:
-        """Whether a change is worth an event, given what reconciliation knows."""
-        if ctx.reconciled:
-            # OC's current state, found by polling: news when it differs from what was
-            # published and is not behind it (OC's query can lag its own callbacks).
-            behind = mapping.behind(change.ranks, state.status, change.status)
-            return change.status != state.status and not behind
-        if state.reconciled_status is not None and state.reconciled_status == change.status:
-            # The late callback of a change that reconciliation already published.
-            self.metrics.duplicates.labels(ctx.kind).inc()
-            state.reconciled_status = None
-            return False
-        return True
-
-    def _remember(
-        self,
-        ctx: Context,
-        state: EntityState,
-        identity: str,
-        fingerprint: str,
-        change: StatusChange,
-        regress: bool,
-    ) -> None:
-        state.remember(identity, fingerprint)
-        state.reconciled_status = change.status if ctx.reconciled else None
-        if ctx.reconciled:
-            self.metrics.reconcile_changes.labels(ctx.kind).inc()
-        if regress:
-            self.metrics.status_regressions.labels(ctx.kind).inc()
-        else:
-            state.status = change.status
-            state.occurred_at_ms = int(change.occurred.timestamp() * 1000)
-        state.updated_ms = int(self.clock() * 1000)
-
-    def _owe(
-        self,
-        state: EntityState,
-        ce_id: str,
-        change: StatusChange,
-        ctx: Context,
-        identity: str,
-        missing: Sequence[str],
-    ) -> None:
-        now_ms = int(self.clock() * 1000)
-        state.followups.append(
-            FollowUp(
-                event_id=ce_id,
-                event_type=change.event_type,
-                missing=list(missing),
-                delivery_id=ctx.delivery_id,
-                identity=identity,
-                occurred_at_ms=int(change.occurred.timestamp() * 1000),
-                received_at_ms=int(ctx.received_at.timestamp() * 1000),
-                first_ms=now_ms,
-                next_ms=now_ms + int(self.settings.enrich_followup_delay_s * 1000),
-                detail=change.follow_up_detail,
-            )
-        )
-
-    @property
-    def _timeout(self) -> float:
-        return self.settings.enrich_timeout_s
-
-    async def _enrich(self, lookup: Awaitable[E], nothing: E) -> E:
-        """Enrichment must never stop an event: an enricher that fails unexpectedly
-        counts as OC not answering (the follow-up retries it), and is logged as a bug."""
+    # --- 1. read --------------------------------------------------------------------------
+    def _read(self, record: LogRecord) -> list[Item[Any]] | BaseException:
         try:
-            return await lookup
+            kind, delivery_id, received_at, reconciled = record_context(record)
+            if record.key is None:
+                raise ProcessingError("raw record has no key")
+            ctx = Context(
+                kind, record.key.decode(), record.partition, delivery_id, received_at, reconciled
+            )
+            return self._kinds[kind].items(ctx, record.value)
         except Exception as exc:
+            return exc
+
+    # --- 2. enrich ------------------------------------------------------------------------
+    async def _traced_enrich(
+        self,
+        records: Sequence[LogRecord],
+        read: Sequence[list[Item[Any]] | BaseException],
+        view: StateView,
+    ) -> Mapping[Need, Enriched] | None:
+        """The batch's enrichment; with tracing on, in a span continuing the first
+        record's trace and linked to the others' (the OC calls serve all of them)."""
+        tracing = self._tracing
+        traced = [r.headers for r in records if r.header("traceparent") is not None]
+        if tracing is None or not tracing.enabled or not traced:
+            return await self._enrich(read, view)
+        with tracing.span("enrich batch", parent=traced[0], links=traced[1:]):
+            return await self._enrich(read, view)
+
+    async def _enrich(
+        self, read: Sequence[list[Item[Any]] | BaseException], view: StateView
+    ) -> Mapping[Need, Enriched] | None:
+        """What OC answered for the batch's items that may be news; None when enrichment
+        is off. Items already handled (by their state) ask for nothing."""
+        if not self._enricher.enabled:
+            return None
+        needs: dict[Need, None] = {}
+        for items in read:
+            if isinstance(items, BaseException):
+                continue
+            for item in items:
+                seen = item.observation
+                state = view.get(item.ctx.partition, StateKey(item.ctx.kind, item.ctx.key))
+                if item.need is not None and state.saw(seen.identity, seen.fingerprint) is None:
+                    needs[item.need] = None
+        if not needs:
+            return {}
+        try:
+            return await self._enricher.enrich(list(needs), self._settings.enrich_timeout_s)
+        except Exception as exc:
+            # Enrichment must never stop events: a bug in it counts as OC not answering
+            # (the follow-up tries again), and is logged as the bug it is.
             logger.error("enrichment failed unexpectedly", error=f"{type(exc).__name__}: {exc}")
-            return nothing
+            return {}
+
+    # --- 3. decide, build, remember -------------------------------------------------------
+    def _traced(
+        self,
+        record: LogRecord,
+        items: list[Item[Any]],
+        view: StateView,
+        enriched: Mapping[Need, Enriched] | None,
+    ) -> Done:
+        tracing = self._tracing
+        if tracing is None or not tracing.enabled:
+            return self._apply(items, view, enriched)
+        kind = (record.header("gw-kind") or b"record").decode()
+        with tracing.span(f"process {kind}", parent=record.headers, kind="consumer"):
+            done = self._apply(items, view, enriched)
+            trace = tracing.headers()
+        outputs = [replace(r, headers=r.headers + trace) for r in done.outputs]
+        return Done(outputs, done.published)
+
+    def _apply(
+        self,
+        items: list[Item[Any]],
+        view: StateView,
+        enriched: Mapping[Need, Enriched] | None,
+    ) -> Done:
+        """Decide each item of one record in order and build what is news; the entity's
+        new state goes into the view only once all of them are built."""
+        if not items:
+            return Done([])
+        ctx = items[0].ctx
+        state_key = StateKey(ctx.kind, ctx.key)
+        state = view.get(ctx.partition, state_key)
+        kind = self._kinds[ctx.kind]
+        now_ms = int(self._clock.time() * 1000)
+        out: list[Outgoing] = []
+        levels: dict[str, tuple[int | None, ...]] = {}
+        for item in items:
+            decision = decide(state, item.observation, kind.ranks)
+            self._count(kind, item, decision)
+            state = remember(state, item.observation, decision, now_ms)
+            if not decision.publish:
+                continue
+            found = self._found(item, enriched)
+            produced = kind.events(item, decision, found, self._pii[kind.name])
+            out += fresh_levels(produced, view, levels)
+            if item.need is not None:
+                missing = found.missing if found is not None else ()
+                status = mapping.enrichment_status(found is not None, missing, 2).status
+                self._enrichment(status).inc()
+            if found is not None and found.missing:
+                state = owe(state, self._owed(item, produced[0], found, now_ms))
+        view.put(ctx.partition, state_key, state)
+        view.levels_published(levels.items())
+        records = [self._publisher.record(o) for o in out]
+        return Done(records, [(o.event_type, o.time) for o in out])
+
+    def _found(self, item: Item[Any], enriched: Mapping[Need, Enriched] | None) -> Enriched | None:
+        if enriched is None or item.need is None:
+            return None
+        found = enriched.get(item.need)
+        # Not asked (the item looked like a duplicate before the batch decided) or not
+        # answered: all of it is missing, and owed.
+        return found if found is not None else Enriched(missing=item.need.parts)
+
+    def _owed(self, item: Item[Any], event: Outgoing, found: Enriched, now_ms: int) -> FollowUp:
+        assert item.need is not None
+        return FollowUp(
+            event_id=event.event_id,
+            event_type=event.event_type,
+            missing=found.missing,
+            delivery_id=item.ctx.delivery_id,
+            identity=item.observation.identity,
+            occurred_at_ms=item.observation.occurred_ms,
+            received_at_ms=int(item.ctx.received_at.timestamp() * 1000),
+            first_ms=now_ms,
+            next_ms=now_ms + int(self._settings.enrich_followup_delay_s * 1000),
+            skus=item.need.skus,
+            region=item.need.region,
+        )
+
+    def _count(self, kind: EntityKind[Any], item: Item[Any], decision: Decision) -> None:
+        name = kind.name
+        self._decisions(name, decision.outcome.value).inc()
+        if decision.outcome is Outcome.DUPLICATE or decision.reason.startswith("reconciliation"):
+            self._duplicates(name).inc()
+        if not decision.publish:
+            return
+        if item.observation.status == "unknown":
+            self._metrics.unknown_status.labels(name).inc()
+        if decision.regressed:
+            self._metrics.status_regressions.labels(name).inc()
+        if item.observation.reconciled:
+            self._metrics.reconcile_changes.labels(name).inc()

@@ -1,28 +1,43 @@
-"""OC's parsed payloads -> our event models (pure functions, no I/O).
+"""OC's parsed payloads -> our whole event models (pure functions, no I/O).
 
 Everything OC-specific about the event contract lives here and in schemas/: which OC
-field feeds which event field, how statuses rank, what a regression is.
+field feeds which event field, how statuses rank, and how each event is built from a
+change, its decision and its enrichment.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
-from typing import Final
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final, Literal, TypeGuard, get_args
 
-from schemas.callbacks import OcOutboundOrder, OcReturnItem, OcTrackingEntry
+from gateway.process.enrich import Enriched
+from gateway.process.state import Status
+from schemas.callbacks import OcOutboundOrder, OcReturnItem, OcTrackingEntry, ReturnCallbackItem
 from schemas.events import (
     Consignee,
+    Enrichment,
+    EnrichmentPart,
+    InventoryLevel,
     OcOrderState,
     OcReturnState,
     OrderStatus,
+    OutboundOrderEnriched,
+    OutboundOrderStatusChanged,
+    ReturnEnriched,
     ReturnItem,
     ReturnStatus,
+    ReturnUpdated,
     Shipment,
     SkuLine,
     StockLevel,
 )
 from schemas.oc_entities import OcReturnOrder, OcStockRow
+
+LevelSource = Literal["stock_snapshot", "return_stock_snapshot", "inventory_callback"]
+_ORDER_STATUSES: Final[frozenset[str]] = frozenset(get_args(OrderStatus))
+_RETURN_STATUSES: Final[frozenset[str]] = frozenset(get_args(ReturnStatus))
 
 # How far along its life an order or a return is. Statuses without a rank (on hold,
 # exception, unknown) can come and go at any point and never count as a regression.
@@ -44,30 +59,6 @@ RETURN_RANK: Final[dict[str, int]] = {
     "disposed": 5,
     "cancelled": 6,
 }
-
-
-def behind(ranks: Mapping[str, int], previous: str | None, status: str) -> bool:
-    """Whether `status` ranks below `previous` (both ranked)."""
-    if previous is None:
-        return False
-    before, now = ranks.get(previous), ranks.get(status)
-    return before is not None and now is not None and now < before
-
-
-def regressed(
-    ranks: Mapping[str, int],
-    previous: str | None,
-    previous_at_ms: int | None,
-    status: str,
-    occurred_at: datetime,
-) -> bool:
-    """True when a change is earlier than one already published: its status ranks below
-    the last one, or OC dated it before the last one (delivered out of order)."""
-    if previous is None:
-        return False
-    if behind(ranks, previous, status):
-        return True
-    return previous_at_ms is not None and int(occurred_at.timestamp() * 1000) < previous_at_ms
 
 
 def sku_lines(entry: OcTrackingEntry) -> list[SkuLine]:
@@ -189,6 +180,169 @@ def return_state(order: OcReturnOrder, fetched_at: datetime) -> OcReturnState | 
     )
 
 
+def level_content(level: StockLevel) -> tuple[int | None, ...]:
+    """What a level says, comparable with another of the same key."""
+    return (
+        level.available,
+        level.in_transit,
+        level.received,
+        level.reserved_allocated,
+        level.reserved_hold,
+        level.reserved_vas,
+        level.suspend,
+        level.unfulfillable,
+    )
+
+
 def level_key(level: StockLevel) -> str:
     """The inventory topic's key: `mfSkuId:location` (latest level wins on compaction)."""
     return f"{level.mf_sku_id}:{level.location}"
+
+
+def at_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def _is_order_status(value: object) -> TypeGuard[OrderStatus]:
+    return value in _ORDER_STATUSES
+
+
+def _is_return_status(value: object) -> TypeGuard[ReturnStatus]:
+    return value in _RETURN_STATUSES
+
+
+def as_order_status(status: Status | None) -> OrderStatus | None:
+    return status if _is_order_status(status) else None
+
+
+def as_return_status(status: Status | None) -> ReturnStatus | None:
+    return status if _is_return_status(status) else None
+
+
+def enrichment_status(
+    enabled: bool, missing: Sequence[EnrichmentPart], parts: int, *, final: bool = False
+) -> Enrichment:
+    """What an event says of its enrichment. `final`: no follow-up will come after it."""
+    if not enabled:
+        return Enrichment(status="not_requested")
+    if not missing:
+        return Enrichment(status="complete")
+    if len(missing) >= parts and not final:
+        return Enrichment(status="unavailable", missing=list(missing), follow_up=True)
+    return Enrichment(status="partial", missing=list(missing), follow_up=not final)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What a status event says beyond its OC item: who it is, when, how it was decided
+    and what enrichment brought."""
+
+    event_id: str
+    key: str
+    occurred_at: datetime
+    received_at: datetime
+    delivery_id: str
+    reconciled: bool
+    previous: Status | None
+    regressed: bool
+    enrichment: Enrichment
+    enriched: Enriched
+
+
+def outbound_status_changed(
+    change: Change, order: OcOutboundOrder, consignee: Consignee | None
+) -> OutboundOrderStatusChanged:
+    entity = change.enriched.entity
+    return OutboundOrderStatusChanged(
+        event_id=change.event_id,
+        occurred_at=change.occurred_at,
+        received_at=change.received_at,
+        delivery_id=change.delivery_id,
+        reconciled=change.reconciled,
+        order_number=change.key,
+        reference_number=order.reference_number,
+        service_region=order.service_region,
+        status=order.normalized_status(),
+        oc_status=order.raw_status(),
+        previous_status=as_order_status(change.previous),
+        status_regressed=change.regressed,
+        shipments=shipments(order),
+        consignee=consignee,
+        enrichment=change.enrichment,
+        oc_order=entity if isinstance(entity, OcOrderState) else None,
+        stock_levels=list(change.enriched.stock),
+    )
+
+
+def return_updated(change: Change, item: ReturnCallbackItem) -> ReturnUpdated:
+    entity = change.enriched.entity
+    return ReturnUpdated(
+        event_id=change.event_id,
+        occurred_at=change.occurred_at,
+        received_at=change.received_at,
+        delivery_id=change.delivery_id,
+        reconciled=change.reconciled,
+        return_number=change.key,
+        order_number=item.original_order_number,
+        status=item.normalized_status(),
+        oc_status=item.raw_status(),
+        previous_status=as_return_status(change.previous),
+        status_regressed=change.regressed,
+        tracking_number=item.tracking_number,
+        carrier_code=item.carrier_code,
+        items=return_items(item.item_list),
+        enrichment=change.enrichment,
+        oc_return=entity if isinstance(entity, OcReturnState) else None,
+        return_stock=list(change.enriched.stock),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """What an `*.enriched` follow-up event says: the event it completes and what OC
+    answered for it since."""
+
+    event_id: str
+    key: str
+    enriches_event_id: str
+    occurred_at: datetime
+    received_at: datetime
+    delivery_id: str
+    enrichment: Enrichment
+    enriched: Enriched
+
+
+def outbound_enriched(done: Completion) -> OutboundOrderEnriched:
+    entity = done.enriched.entity
+    return OutboundOrderEnriched(
+        event_id=done.event_id,
+        occurred_at=done.occurred_at,
+        received_at=done.received_at,
+        delivery_id=done.delivery_id,
+        order_number=done.key,
+        enriches_event_id=done.enriches_event_id,
+        enrichment=done.enrichment,
+        oc_order=entity if isinstance(entity, OcOrderState) else None,
+        stock_levels=list(done.enriched.stock),
+    )
+
+
+def return_enriched(done: Completion) -> ReturnEnriched:
+    entity = done.enriched.entity
+    return ReturnEnriched(
+        event_id=done.event_id,
+        occurred_at=done.occurred_at,
+        received_at=done.received_at,
+        delivery_id=done.delivery_id,
+        return_number=done.key,
+        enriches_event_id=done.enriches_event_id,
+        enrichment=done.enrichment,
+        oc_return=entity if isinstance(entity, OcReturnState) else None,
+        return_stock=list(done.enriched.stock),
+    )
+
+
+def inventory_level(
+    event_id: str, observed_at: datetime, source: LevelSource, level: StockLevel
+) -> InventoryLevel:
+    return InventoryLevel(event_id=event_id, observed_at=observed_at, source=source, level=level)

@@ -39,7 +39,7 @@ from gateway.log.base import Lease, Log, Record
 from gateway.oc.client import BudgetSpent, CallBudget, OcClient
 from gateway.ops.logs import get_logger
 from gateway.ops.metrics import Metrics
-from gateway.process.state import EntityState
+from gateway.process.state import EntityState, StateKey
 from gateway.settings import Settings
 from schemas.oc_entities import OcOutboundOrder, OcReturnOrder
 
@@ -94,15 +94,20 @@ def observation(kind: Kind, key: str, item: dict[str, Any], raw_topic: str, now:
     return Record(raw_topic, body, key.encode(), headers, timestamp_ms=int(now * 1000))
 
 
-async def published_statuses(log: Log, state_topic: str) -> dict[str, str]:
-    """`kind:key` -> the last status the processor published, from its changelog."""
-    known: dict[str, str] = {}
+async def published_statuses(log: Log, state_topic: str) -> dict[StateKey, str]:
+    """Each entity's last status the processor published, from its changelog."""
+    known: dict[StateKey, str] = {}
     async for record in log.read(state_topic):
-        if record.key is None or not record.value:
+        try:
+            key = StateKey.parse((record.key or b"").decode())
+        except ValueError:
+            continue
+        if not record.value:
+            known.pop(key, None)
             continue
         status = EntityState.decode(record.value).status
         if status is not None:
-            known[record.key.decode()] = status
+            known[key] = status
     return known
 
 
@@ -122,7 +127,7 @@ class Reconciler:
         self._metrics = metrics
         self._lease = lease
         self._clock = clock
-        self._known: dict[str, str] | None = None  # seeded when the lease is first held
+        self._known: dict[StateKey, str] | None = None  # seeded when the lease is first held
         self._stopping = asyncio.Event()
 
     async def run(self) -> None:
@@ -218,11 +223,12 @@ class Reconciler:
         dry_run: bool,
     ) -> None:
         assert self._known is not None
-        known = self._known.get(f"{kind}:{key}")
+        state_key = StateKey(kind, key)
+        known = self._known.get(state_key)
         if known == status:
             return
         if report.baseline:
-            self._known[f"{kind}:{key}"] = status
+            self._known[state_key] = status
             report.baselined += 1
             return
         report.changes.append(Found(kind, key, status, known))
@@ -231,7 +237,7 @@ class Reconciler:
         await self._log.append(
             [observation(kind, key, item, self._settings.topic_raw, self._clock())]
         )
-        self._known[f"{kind}:{key}"] = status
+        self._known[state_key] = status
 
 
 def _wire(entity: OcOutboundOrder | OcReturnOrder) -> dict[str, Any]:

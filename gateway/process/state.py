@@ -6,28 +6,78 @@ fingerprints (to drop duplicates), and follow-up enrichments it still owes. The 
 written to a compacted changelog topic in the same transaction as the events it
 describes, on the partition of the raw record it came from; whoever owns raw partition p
 rebuilds its state from changelog partition p. So state and events can never disagree.
+
+States are immutable values: the decision core (decide.py) returns a new one instead of
+changing the old, so a batch that fails leaves nothing half-changed behind.
 """
 
 from __future__ import annotations
 
-import copy
 import json
-from collections.abc import Iterator, MutableMapping
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+import logging
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Final, TypeGuard, get_args
 
+from gateway.ingest.record import Kind
 from gateway.log.base import Log, Record, TopicPartition
+from schemas.events import EnrichmentPart, OrderStatus, ReturnStatus
 
-_RECENT = 16  # delivery ids / fingerprints remembered per entity
+logger = logging.getLogger(__name__)
+
+RECENT: Final = 16
+"""Delivery ids and change fingerprints remembered per entity."""
+
+Status = OrderStatus | ReturnStatus
+_STATUSES: Final[frozenset[str]] = frozenset(get_args(OrderStatus) + get_args(ReturnStatus))
+_KINDS: Final[frozenset[str]] = frozenset(get_args(Kind))
+_PARTS: Final[frozenset[str]] = frozenset(get_args(EnrichmentPart))
 
 
-@dataclass
+def is_status(value: object) -> TypeGuard[Status]:
+    return isinstance(value, str) and value in _STATUSES
+
+
+def is_kind(value: object) -> TypeGuard[Kind]:
+    return isinstance(value, str) and value in _KINDS
+
+
+def as_status(value: object) -> Status | None:
+    """A status read back from the changelog, or None if this version does not know it."""
+    return value if is_status(value) else None
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class StateKey:
+    """Which entity a state belongs to: its kind and its key (order number, return
+    number, `mfSkuId:place`). Written to the changelog as `kind:key`."""
+
+    kind: Kind
+    entity: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.entity}"
+
+    def encode(self) -> bytes:
+        return str(self).encode()
+
+    @classmethod
+    def parse(cls, text: str) -> StateKey:
+        """The key of a changelog record; ValueError if it is not `kind:key`."""
+        kind, sep, entity = text.partition(":")
+        if not sep or not entity or not is_kind(kind):
+            raise ValueError(f"not a state key: {text!r}")
+        return cls(kind, entity)
+
+
+@dataclass(frozen=True, slots=True)
 class FollowUp:
     """An enrichment owed for an event that was published without all of it."""
 
     event_id: str
     event_type: str
-    missing: list[str]
+    missing: tuple[EnrichmentPart, ...]
     delivery_id: str
     identity: str
     occurred_at_ms: int
@@ -35,29 +85,55 @@ class FollowUp:
     first_ms: int
     next_ms: int
     attempts: int = 0
-    detail: dict[str, Any] = field(default_factory=dict)
+    skus: tuple[str, ...] = ()
+    region: str | None = None
+
+    def encode(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "missing": list(self.missing),
+            "delivery_id": self.delivery_id,
+            "identity": self.identity,
+            "occurred_at_ms": self.occurred_at_ms,
+            "received_at_ms": self.received_at_ms,
+            "first_ms": self.first_ms,
+            "next_ms": self.next_ms,
+            "attempts": self.attempts,
+            "skus": list(self.skus),
+            "region": self.region,
+        }
+
+    @classmethod
+    def decode(cls, data: Mapping[str, Any]) -> FollowUp:
+        """Tolerant of fields added or removed since the record was written (older
+        versions kept the SKUs and region in a `detail` object)."""
+        known = {k: v for k, v in data.items() if k in _FOLLOW_UP_FIELDS}
+        detail = data.get("detail") or {}
+        skus = known.pop("skus", None) or detail.get("skus") or ()
+        region = known.pop("region", None) or detail.get("region")
+        missing = tuple(p for p in known.pop("missing", ()) if p in _PARTS)
+        return cls(**known, missing=missing, skus=tuple(skus), region=region)
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class EntityState:
-    status: str | None = None
+    status: Status | None = None
     occurred_at_ms: int | None = None
-    deliveries: list[str] = field(default_factory=list)
-    fingerprints: list[str] = field(default_factory=list)
-    followups: list[FollowUp] = field(default_factory=list)
+    deliveries: tuple[str, ...] = ()
+    fingerprints: tuple[str, ...] = ()
+    followups: tuple[FollowUp, ...] = ()
     updated_ms: int = 0
-    reconciled_status: str | None = None  # published by reconciliation, no callback yet
+    reconciled_status: Status | None = None
+    """Published by reconciliation, no callback for it yet."""
 
-    def saw_delivery(self, delivery: str) -> bool:
-        return delivery in self.deliveries
-
-    def saw_fingerprint(self, fingerprint: str) -> bool:
-        return fingerprint in self.fingerprints
-
-    def remember(self, delivery: str, fingerprint: str | None) -> None:
-        self.deliveries = [*self.deliveries, delivery][-_RECENT:]
-        if fingerprint is not None:
-            self.fingerprints = [*self.fingerprints, fingerprint][-_RECENT:]
+    def saw(self, delivery: str, fingerprint: str) -> str | None:
+        """Why an item is a duplicate of one already handled, or None."""
+        if delivery in self.deliveries:
+            return "same delivery"
+        if fingerprint in self.fingerprints:
+            return "same change"
+        return None
 
     def encode(self) -> bytes:
         data = {
@@ -65,7 +141,7 @@ class EntityState:
             "occurred_at_ms": self.occurred_at_ms,
             "deliveries": self.deliveries,
             "fingerprints": self.fingerprints,
-            "followups": [asdict(f) for f in self.followups],
+            "followups": [f.encode() for f in self.followups],
             "updated_ms": self.updated_ms,
             "reconciled_status": self.reconciled_status,
         }
@@ -75,25 +151,45 @@ class EntityState:
     def decode(cls, raw: bytes) -> EntityState:
         """Tolerant of fields added or removed since the record was written."""
         data = json.loads(raw)
-        followups = [
-            FollowUp(**{k: v for k, v in f.items() if k in _FOLLOW_UP_FIELDS})
-            for f in data.pop("followups", [])
-        ]
-        known = {k: v for k, v in data.items() if k in _STATE_FIELDS}
-        return cls(**known, followups=followups)
-
-    def copy(self) -> EntityState:
-        """A copy that shares nothing mutable with this one."""
-        return replace(
-            self,
-            deliveries=list(self.deliveries),
-            fingerprints=list(self.fingerprints),
-            followups=[copy.deepcopy(f) for f in self.followups],
+        return cls(
+            status=as_status(data.get("status")),
+            occurred_at_ms=data.get("occurred_at_ms"),
+            deliveries=tuple(data.get("deliveries") or ()),
+            fingerprints=tuple(data.get("fingerprints") or ()),
+            followups=tuple(FollowUp.decode(f) for f in data.get("followups") or ()),
+            updated_ms=int(data.get("updated_ms") or 0),
+            reconciled_status=as_status(data.get("reconciled_status")),
         )
 
 
 _FOLLOW_UP_FIELDS = frozenset(f.name for f in fields(FollowUp))
-_STATE_FIELDS = frozenset(f.name for f in fields(EntityState)) - {"followups"}
+EMPTY: Final = EntityState()
+
+
+LEVELS_REMEMBERED: Final = 100_000
+
+
+class LevelMemory:
+    """The stock levels this process last published from OC's snapshots, per
+    `mfSkuId:place`, so a level that says what the last one said is not published again
+    (OC's snapshot is cached for seconds and shared by every order of a SKU). Kept in
+    memory only, bounded: forgetting one costs one repeated level on a latest-wins topic."""
+
+    def __init__(self, size: int = LEVELS_REMEMBERED) -> None:
+        self._size = size
+        self._levels: OrderedDict[str, tuple[int | None, ...]] = OrderedDict()
+
+    def get(self, key: str) -> tuple[int | None, ...] | None:
+        return self._levels.get(key)
+
+    def put(self, key: str, content: tuple[int | None, ...]) -> None:
+        self._levels[key] = content
+        self._levels.move_to_end(key)
+        while len(self._levels) > self._size:
+            self._levels.popitem(last=False)
+
+    def clear(self) -> None:
+        self._levels.clear()
 
 
 class StateStore:
@@ -102,24 +198,30 @@ class StateStore:
     def __init__(self, log: Log, topic: str) -> None:
         self._log = log
         self._topic = topic
-        self._partitions: dict[int, dict[str, EntityState]] = {}
-        self._pending: set[tuple[int, str]] = set()  # entities that owe a follow-up
+        self._partitions: dict[int, dict[StateKey, EntityState]] = {}
+        self._pending: set[tuple[int, StateKey]] = set()  # entities that owe a follow-up
+        self.levels = LevelMemory()
 
     @property
     def topic(self) -> str:
         return self._topic
 
     async def load(self, partitions: set[TopicPartition]) -> None:
-        """Rebuild the state of newly owned raw partitions from the changelog."""
+        """Rebuild the state of newly owned raw partitions from the changelog. Levels
+        published are forgotten: what was remembered may not have been committed."""
+        self.levels.clear()
         for _, partition in sorted(partitions):
-            entities: dict[str, EntityState] = {}
+            entities: dict[StateKey, EntityState] = {}
             async for record in self._log.read(self._topic, partitions=[partition]):
-                if record.key is None:
+                try:
+                    key = StateKey.parse((record.key or b"").decode())
+                except ValueError:
+                    logger.warning("state record with an unknown key skipped: %r", record.key)
                     continue
                 if record.value:
-                    entities[record.key.decode()] = EntityState.decode(record.value)
+                    entities[key] = EntityState.decode(record.value)
                 else:
-                    entities.pop(record.key.decode(), None)
+                    entities.pop(key, None)
             self._partitions[partition] = entities
             self._pending.update((partition, k) for k, e in entities.items() if e.followups)
 
@@ -128,61 +230,76 @@ class StateStore:
             self._partitions.pop(partition, None)
         self._pending = {(p, k) for p, k in self._pending if p in self._partitions}
 
-    def partition(self, partition: int) -> MutableMapping[str, EntityState]:
-        return self._partitions.setdefault(partition, {})
+    def get(self, partition: int, key: StateKey) -> EntityState:
+        return self._partitions.get(partition, {}).get(key, EMPTY)
 
-    def put(self, partition: int, key: str, state: EntityState) -> None:
-        self.partition(partition)[key] = state
+    def put(self, partition: int, key: StateKey, state: EntityState) -> None:
+        self._partitions.setdefault(partition, {})[key] = state
         if state.followups:
             self._pending.add((partition, key))
         else:
             self._pending.discard((partition, key))
 
-    def pending(self) -> list[tuple[int, str]]:
+    def pending(self) -> list[tuple[int, StateKey]]:
         """Entities that still owe a follow-up enrichment."""
         return sorted(self._pending)
 
-    def expired(self, before_ms: int) -> dict[int, list[Record]]:
-        """Forget entities unchanged since `before_ms` that owe nothing; returns the
-        changelog records (empty values) that make the forgetting durable."""
+    def forget(self, forgettable: Iterator[tuple[int, StateKey]]) -> dict[int, list[Record]]:
+        """Forget entities; returns the changelog records (empty values) that make the
+        forgetting durable, by partition."""
         gone: dict[int, list[Record]] = {}
-        for partition, key, entity in list(self.owned()):
-            if entity.updated_ms < before_ms and not entity.followups:
-                del self._partitions[partition][key]
+        for partition, key in list(forgettable):
+            if self._partitions.get(partition, {}).pop(key, None) is not None:
+                self._pending.discard((partition, key))
                 gone.setdefault(partition, []).append(
                     Record(self._topic, b"", key.encode(), partition=partition)
                 )
         return gone
 
-    def owned(self) -> Iterator[tuple[int, str, EntityState]]:
+    def owned(self) -> Iterator[tuple[int, StateKey, EntityState]]:
         for partition, entities in list(self._partitions.items()):
             for key, entity in list(entities.items()):
                 yield partition, key, entity
 
-    def changelog(self, partition: int, key: str, state: EntityState) -> Record:
+    def changelog(self, partition: int, key: StateKey, state: EntityState) -> Record:
         return Record(self._topic, state.encode(), key.encode(), partition=partition)
 
 
 class StateView:
-    """Copy-on-write changes to the store made while a batch is processed; applied
-    only after the batch's transaction committed, discarded if it did not."""
+    """The changes a batch makes to the store, kept apart until `apply`.
+
+    The processor applies a batch's changes once its outputs are built and handed to the
+    commit, before the commit has finished, so the next batch (processed while this one
+    commits) builds on them. If that commit fails, the processor rebuilds its consumer,
+    which reloads the store from the changelog: what did not commit does not survive.
+    A batch that is abandoned (a rebalance) is simply never applied.
+    """
 
     def __init__(self, store: StateStore) -> None:
         self._store = store
-        self._changed: dict[tuple[int, str], EntityState] = {}
+        self._changed: dict[tuple[int, StateKey], EntityState] = {}
+        self._levels: dict[str, tuple[int | None, ...]] = {}
 
-    def pending(self) -> list[tuple[int, str]]:
+    def pending(self) -> list[tuple[int, StateKey]]:
         return self._store.pending()
 
-    def get(self, partition: int, key: str) -> EntityState:
+    def get(self, partition: int, key: StateKey) -> EntityState:
         changed = self._changed.get((partition, key))
-        if changed is not None:
-            return changed
-        current = self._store.partition(partition).get(key)
-        return current.copy() if current is not None else EntityState()
+        return changed if changed is not None else self._store.get(partition, key)
 
-    def put(self, partition: int, key: str, state: EntityState) -> None:
+    def put(self, partition: int, key: StateKey, state: EntityState) -> None:
         self._changed[(partition, key)] = state
+
+    def level_is_news(self, key: str, content: tuple[int | None, ...]) -> bool:
+        """Whether a stock level differs from the last one published for `key`."""
+        last = self._levels.get(key)
+        if last is None:
+            last = self._store.levels.get(key)
+        return last != content
+
+    def levels_published(self, levels: Iterable[tuple[str, tuple[int | None, ...]]]) -> None:
+        for key, content in levels:
+            self._levels[key] = content
 
     def changelog(self) -> dict[int, list[Record]]:
         """The changed entities' state records, by raw partition."""
@@ -194,4 +311,7 @@ class StateView:
     def apply(self) -> None:
         for (partition, key), state in self._changed.items():
             self._store.put(partition, key, state)
+        for level_key, content in self._levels.items():
+            self._store.levels.put(level_key, content)
         self._changed.clear()
+        self._levels.clear()

@@ -15,6 +15,8 @@ from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.oc.client import OcClient
 from gateway.ops.metrics import Metrics
 from gateway.process import mapping
+from gateway.process.enrich import Enriched, Enricher
+from gateway.process.kinds import OUTBOUND, RETURN
 from gateway.settings import Settings
 from gateway.simulator.app import create_app
 from gateway.simulator.data import WorldSize
@@ -62,6 +64,21 @@ async def return_events(sim: Sim, count: int) -> list[ReturnEvent]:
             skus = [line.mf_sku_id for line in item.item_list if line.mf_sku_id]
             events.append(ReturnEvent(item.return_number or "", skus))
     return events
+
+
+async def enrich_outbound(
+    enricher: Enricher, order: str, skus: list[str], region: str | None, deadline_s: float
+) -> Enriched:
+    """What the enricher answers for one outbound order asked on its own."""
+    need = OUTBOUND.need(order, skus, region)
+    return (await enricher.enrich([need], deadline_s))[need]
+
+
+async def enrich_return(
+    enricher: Enricher, return_number: str, skus: list[str], deadline_s: float
+) -> Enriched:
+    need = RETURN.need(return_number, skus, None)
+    return (await enricher.enrich([need], deadline_s))[need]
 
 
 def sample(metrics: Metrics, name: str, **labels: str) -> float:

@@ -11,12 +11,20 @@ import pytest
 
 from gateway.errors import OcTransient
 from gateway.oc.breaker import BreakerState
-from gateway.oc.enricher import OcEnricher
 from gateway.ops.metrics import Metrics
+from gateway.process.enricher import OcEnricher
+from schemas.events import OcReturnState
 from tests.simulation import Sim
 from tests.simulator.conftest import wait_for
 
-from .conftest import ClientFactory, outbound_events, return_events, sample
+from .conftest import (
+    ClientFactory,
+    enrich_outbound,
+    enrich_return,
+    outbound_events,
+    return_events,
+    sample,
+)
 from .fakes import JumpClock
 
 
@@ -88,7 +96,9 @@ async def test_outage_opens_the_breaker_then_a_trial_closes_it(
         await client.get_order("warm-up")  # token in hand
         await sim.faults(down=True, retry_after_s=0)
         for _ in range(2):
-            result = await enricher.outbound(event.order_number, event.skus, event.region, 2.0)
+            result = await enrich_outbound(
+                enricher, event.order_number, event.skus, event.region, 2.0
+            )
             assert result.missing == ("order", "stock")
         for endpoint in ("outbound_query", "stock_snapshot"):
             state = sample(metrics, "gateway_oc_breaker_state", endpoint=endpoint)
@@ -96,7 +106,7 @@ async def test_outage_opens_the_breaker_then_a_trial_closes_it(
         sent = (await sim.stats())["total"]
 
         started = time.monotonic()
-        result = await enricher.outbound(event.order_number, event.skus, event.region, 2.0)
+        result = await enrich_outbound(enricher, event.order_number, event.skus, event.region, 2.0)
         assert time.monotonic() - started < 0.1  # refused at once, not after the deadline
         assert result.missing == ("order", "stock")
         assert (await sim.stats())["total"] == sent  # nothing reached OC
@@ -107,10 +117,10 @@ async def test_outage_opens_the_breaker_then_a_trial_closes_it(
 
         await sim.faults(down=False)
         clock.jump(30.0)  # the reset period: the next call is the trial
-        result = await enricher.outbound(event.order_number, event.skus, event.region, 2.0)
+        result = await enrich_outbound(enricher, event.order_number, event.skus, event.region, 2.0)
         assert result.missing == ()
-        assert result.order is not None
-        assert result.order.order_number == event.order_number
+        assert result.entity is not None
+        assert result.entity.order_number == event.order_number
         assert result.stock
         for endpoint in ("outbound_query", "stock_snapshot"):
             state = sample(metrics, "gateway_oc_breaker_state", endpoint=endpoint)
@@ -127,26 +137,28 @@ async def test_slow_oc_misses_the_deadline_and_the_answer_serves_the_follow_up(
         await client.get_order("warm-up")  # token in hand
         await sim.faults(latency_ms=800)
         started = time.monotonic()
-        late = await enricher.outbound(event.order_number, event.skus, event.region, 0.2)
+        late = await enrich_outbound(enricher, event.order_number, event.skus, event.region, 0.2)
         assert time.monotonic() - started < 0.5
         assert late.missing == ("order", "stock")
-        late_return = await enricher.returns(ret.return_number, ret.skus, 0.2)
+        late_return = await enrich_return(enricher, ret.return_number, ret.skus, 0.2)
         assert late_return.missing == ("return_order", "return_stock")
         # The look-ups went on in the background and filled the cache.
         await wait_for(lambda: count_is(sim, "stock_snapshot_v2", "ok"))
         await wait_for(lambda: count_is(sim, "return_stock", "ok"))
         await wait_for(lambda: count_is(sim, "outbound_query_v2", "ok", at_least=2))
         sent = (await sim.stats())["total"]
-        follow_up = await enricher.outbound(event.order_number, event.skus, event.region, 0.2)
-        follow_up_return = await enricher.returns(ret.return_number, ret.skus, 0.2)
+        follow_up = await enrich_outbound(
+            enricher, event.order_number, event.skus, event.region, 0.2
+        )
+        follow_up_return = await enrich_return(enricher, ret.return_number, ret.skus, 0.2)
         assert (await sim.stats())["total"] == sent
     assert follow_up.missing == ()
-    assert follow_up.order is not None
-    assert follow_up.order.status != "unknown"
+    assert follow_up.entity is not None
+    assert follow_up.entity.status != "unknown"
     assert {level.mf_sku_id for level in follow_up.stock} <= set(event.skus)
     assert follow_up_return.missing == ()
-    assert follow_up_return.return_order is not None
-    assert follow_up_return.return_order.return_number == ret.return_number
+    assert isinstance(follow_up_return.entity, OcReturnState)
+    assert follow_up_return.entity.return_number == ret.return_number
 
 
 async def test_a_failing_token_endpoint_is_retried_like_any_transient_failure(

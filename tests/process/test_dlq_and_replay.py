@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ from gateway.commands.dlq import describe, redrive
 from gateway.commands.replay import replay
 from gateway.errors import ProcessingError
 from gateway.log.base import LogRecord, Record
+from gateway.process.handler import Failed, Handled
 from gateway.process.processor import Handler
 from gateway.process.state import StateView
 from gateway.settings import Settings
@@ -34,12 +36,13 @@ class FailsFor:
         self._key = key.encode()
         self._permanent = permanent
 
-    async def handle(self, record: LogRecord, view: StateView) -> list[Record]:
-        if record.key == self._key:
-            if self._permanent:
-                raise ProcessingError("cannot map this order")
-            raise RuntimeError("surprise")
-        return await self._inner.handle(record, view)
+    async def handle(self, records: Sequence[LogRecord], view: StateView) -> list[Handled]:
+        fine = iter(await self._inner.handle([r for r in records if r.key != self._key], view))
+        failure = ProcessingError("cannot map this order") if self._permanent else None
+        return [
+            Failed(failure or RuntimeError("surprise")) if r.key == self._key else next(fine)
+            for r in records
+        ]
 
     async def follow_ups(self, view: StateView, now_ms: int) -> dict[int, list[Record]]:
         return await self._inner.follow_ups(view, now_ms)
