@@ -60,6 +60,13 @@ def _from_epoch(number: float) -> datetime:
 
 
 def _from_text(text: str) -> datetime:
+    if len(text) >= 19 and text[10] == "T":  # OC's own format and ISO-8601: the common case
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            pass
+        else:
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     if _NUMERIC.match(text):
         return _from_epoch(float(text))
     if found := _DATE_ONLY.match(text):
@@ -233,6 +240,23 @@ def _target(model: type[BaseModel], key: str) -> str | None:
     return _key_table(model).get(match_key(key))
 
 
+_SHAPES_PER_MODEL = 4096
+_shapes: dict[type[BaseModel], dict[tuple[Any, ...], bool]] = {}
+
+
+def _needs_renaming(model: type[BaseModel], keys: tuple[Any, ...]) -> bool:
+    """Whether any of `keys` must be renamed to match `model`'s fields, remembered per
+    key set (OC sends the same few shapes again and again; the memory is bounded, since
+    incoming keys are not under our control)."""
+    known = _shapes.setdefault(model, {})
+    found = known.get(keys)
+    if found is None:
+        found = any(isinstance(k, str) and _target(model, k) not in (None, k) for k in keys)
+        if len(known) < _SHAPES_PER_MODEL:
+            known[keys] = found
+    return found
+
+
 class TolerantModel(BaseModel):
     """Base of OC's payload models: unknown keys kept, key spellings matched loosely.
 
@@ -255,7 +279,7 @@ class TolerantModel(BaseModel):
             return data
         # Fast path: the keys OC sends repeat from callback to callback, and usually
         # none needs renaming; then the mapping goes through untouched.
-        if not any(isinstance(key, str) and _target(cls, key) not in (None, key) for key in data):
+        if not _needs_renaming(cls, tuple(data)):
             return data
         table = _key_table(cls)
         matched: dict[Any, Any] = {}
