@@ -11,22 +11,7 @@ from hypothesis import strategies as st
 from schemas.events import OrderStatus, ReturnStatus
 from schemas.oc_status import OC_ORDER_STATUSES, normalize_order_status, normalize_return_status
 
-# The outbound order status values OC shows (oc-api README §3.1), and what each becomes.
-OC_VALUES: list[tuple[str, OrderStatus]] = [
-    ("Draft", "created"),
-    ("Submitted", "created"),
-    ("Accepted", "allocated"),
-    ("Create picking task", "picking"),
-    ("Picked", "picking"),
-    ("Packed", "packed"),
-    ("Outbound", "shipped"),
-    ("In-delivery", "shipped"),
-    ("Delivered", "delivered"),
-    ("Exception", "exception"),
-    ("Undeliverable return", "exception"),
-    ("failed", "exception"),
-    ("Cancelled", "cancelled"),
-]
+from .oc_examples import ORDER_STATUS_VALUES as OC_VALUES
 
 
 def _spelled_otherwise(value: str) -> list[str]:
