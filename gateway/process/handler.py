@@ -307,6 +307,7 @@ class CallbackHandler:
                 return []
             if change.status == "unknown":
                 self.metrics.unknown_status.labels(ctx.kind).inc()
+                self.metrics.count_unknown_status(ctx.kind, change.oc_status)
             regress = mapping.regressed(
                 change.ranks, state.status, state.occurred_at_ms, change.status, change.occurred
             )

@@ -1,6 +1,7 @@
 """OC's own vocabulary through the whole gateway: every status value OC shows, in either of
 OC's wrappers, becomes an event with a known status and every Query v2 field it has a
-place for; an unknown value is published as `unknown`, never rejected."""
+place for; an unknown value is published as `unknown`, never rejected, and counted under
+OC's value."""
 
 from __future__ import annotations
 
@@ -70,6 +71,7 @@ async def test_every_oc_status_in_either_wrapper_becomes_a_known_status_with_its
         await wait_for(all_published)
         records = await read_topic(gateway, settings.topic_outbound)
         quarantined = await read_topic(gateway, settings.topic_quarantine)
+        metrics = gateway.metrics.registry
     assert quarantined == []
     events = {
         e.order_number: e
@@ -84,3 +86,7 @@ async def test_every_oc_status_in_either_wrapper_becomes_a_known_status_with_its
         assert (shipment.chargeable_weight_unit, shipment.fee_currency) == ("g", "GBP")
         assert shipment.order_number == number
         assert not event.status_regressed
+    unknown = "gateway_unknown_status_values_total"
+    for value in ("Teleported", "(none)"):
+        assert metrics.get_sample_value(unknown, {"kind": "outbound", "value": value}) == 1
+    assert metrics.get_sample_value("gateway_unknown_status_total", {"kind": "outbound"}) == 2
