@@ -247,9 +247,12 @@ class World:
         }
 
     # --- callbacks ----------------------------------------------------------------------
-    def next_callbacks(self, count: int, kind: CallbackKind | None = None) -> list[SimCallback]:
-        """Advance the world `count` times; the callbacks OC would send for each change."""
-        return [lifecycle.step(self, kind) for _ in range(count)]
+    def next_callbacks(
+        self, count: int, kind: CallbackKind | None = None, status: str | None = None
+    ) -> list[SimCallback]:
+        """Advance the world `count` times; the callbacks OC would send for each change.
+        With `status`, each is about a new outbound order just taken to OC's `status`."""
+        return [lifecycle.step(self, kind, status) for _ in range(count)]
 
 
 __all__ = ["REGIONS", "RETURN_WAREHOUSES", "Clock", "SimCallback", "World", "WorldSize", "utc_now"]

@@ -2,10 +2,11 @@
 follows them, and each change becomes the callback OC would send.
 
 Every random choice comes from the world's seeded RNG, so the same seed, epoch and clock
-replay the same changes. Stock rules: creating an order reserves its quantities
-(ALC), cancelling releases them (CAN), shipping consumes them (OEH); inventory changes are
-receipts (PAC), damage (DMG) and count adjustments (ADJ). Returns are held in the returns
-warehouse from RECEIVED until RESTOCKED (sellable lines become available) or DISPOSED.
+replay the same changes. Stock rules: submitting an order reserves its quantities
+(ALC), cancelling or failing releases them (CAN), going Outbound consumes them (OEH);
+inventory changes are receipts (PAC), damage (DMG) and count adjustments (ADJ). Returns
+are held in the returns warehouse from RECEIVED until RESTOCKED (sellable lines become
+available) or DISPOSED.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 from gateway.simulator.entities import (
+    DELIVERED,
+    IN_DELIVERY,
+    ORDER_STATUSES,
     REGIONS,
     Consignee,
     Order,
@@ -23,7 +27,12 @@ from gateway.simulator.entities import (
     SimCallback,
     Sku,
 )
-from gateway.simulator.orders import advance_order, create_order, deliver_new_order
+from gateway.simulator.orders import (
+    advance_order,
+    create_order,
+    deliver_new_order,
+    order_in_status,
+)
 from gateway.simulator.payloads import (
     callback_body,
     inventory_item_json,
@@ -46,7 +55,7 @@ uses too: the simulator knows it, so the sample's look-ups find it."""
 
 
 def add_documented_order(world: World) -> None:
-    """The documented example order, shipped, made without the RNG (seeded worlds stay
+    """The documented example order, out for delivery, made without the RNG (seeded worlds stay
     as they were)."""
     sku = "OC0000000675549"
     if not world.size.orders or sku not in world.skus or DOCUMENTED_ORDER in world.orders:
@@ -60,7 +69,7 @@ def add_documented_order(world: World) -> None:
         region="UK",
         shipping_service_code="GBDomStd_XDP",
         created_at=at,
-        status="SHIPPED",
+        status=IN_DELIVERY,
         status_time=at + timedelta(hours=6),
         lines=[OrderLine(sku, 2, ["A01", "A02"])],
         consignee=Consignee(
@@ -108,12 +117,12 @@ def populate(world: World) -> None:
     for _ in range(world.size.orders):
         at = world.epoch - timedelta(seconds=round(rng.uniform(60, 3 * 86400)))
         order = create_order(world, at)
-        for _ in range(rng.choices(range(7), weights=(2, 1, 1, 1, 2, 3, 6))[0]):
+        for _ in range(rng.choices(range(9), weights=(2, 1, 1, 1, 1, 2, 2, 3, 6))[0]):
             at += timedelta(seconds=round(rng.uniform(600, 4 * 3600)))
             if at >= world.epoch or order.is_final:
                 break
             advance_order(world, order, at)
-    delivered = [o for o in world.orders.values() if o.status == "DELIVERED"]
+    delivered = [o for o in world.orders.values() if o.status == DELIVERED]
     for order in delivered[: world.size.returns]:
         at = order.status_time + timedelta(seconds=round(rng.uniform(3600, 2 * 86400)))
         if at >= world.epoch:
@@ -128,7 +137,9 @@ def populate(world: World) -> None:
 
 
 # --- changes -----------------------------------------------------------------------------
-def _outbound_change(world: World) -> Order:
+def _outbound_change(world: World, status: str | None) -> Order:
+    if status is not None:
+        return order_in_status(world, status)
     if not world.open_orders or world.rng.random() < 0.3:
         return create_order(world, world.now())
     order = world.orders[world.rng.choice(world.open_orders)]
@@ -174,12 +185,20 @@ def _pick_kind(world: World) -> CallbackKind:
     return world.rng.choices(kinds, weights=[KIND_WEIGHTS[k] for k in kinds])[0]
 
 
-def step(world: World, kind: CallbackKind | None = None) -> SimCallback:
-    """Change one entity of the world and return OC's callback about it."""
-    kind = kind or _pick_kind(world)
+def step(world: World, kind: CallbackKind | None = None, status: str | None = None) -> SimCallback:
+    """Change one entity of the world and return OC's callback about it. With `status`
+    (one of OC's outbound order statuses), a new order is taken to that status.
+
+    Raises ValueError for a status with another kind, or a status OC does not show.
+    """
+    if status is not None and kind not in (None, "outbound"):
+        raise ValueError(f"a status picks an outbound order, not a {kind} callback")
+    if status is not None and status not in ORDER_STATUSES:
+        raise ValueError(f"{status!r} is not one of OC's order statuses")
+    kind = "outbound" if status is not None else kind or _pick_kind(world)
     message_id = f"sim-{world.seed}-{world.next_number('message'):08d}"
     if kind == "outbound":
-        order = _outbound_change(world)
+        order = _outbound_change(world, status)
         body = callback_body(
             message_id, order.status_time, [order_json(order, with_consignee=True)]
         )

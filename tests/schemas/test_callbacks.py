@@ -46,7 +46,7 @@ def test_the_inferred_outbound_callback_round_trips() -> None:
 def test_the_repository_sample_parses_with_its_status() -> None:
     callback = parse_outbound_callback(SAMPLE.read_bytes())
     order = callback.data[0]
-    assert order.raw_status() == "SHIPPED"
+    assert order.raw_status() == "In-delivery"
     assert order.normalized_status() == "shipped"
     assert json.loads(callback.to_oc_json()) == json.loads(SAMPLE.read_bytes())
 
