@@ -26,6 +26,7 @@ from gateway.simulator.entities import (
     RETURN_WAREHOUSES,
     Movement,
     Order,
+    ReturnedItem,
     ReturnOrder,
     ReturnStockCell,
     SimCallback,
@@ -35,6 +36,8 @@ from gateway.simulator.entities import (
 from schemas.callbacks import CallbackKind
 
 Clock = Callable[[], datetime]
+ReturnStockRow = tuple[str, str, str, ReturnStockCell, Sku | ReturnedItem]
+"""(unique id asked for, mfSkuId, returns warehouse, stock, what measures it)"""
 
 
 def utc_now() -> datetime:
@@ -73,6 +76,7 @@ class World:
         self.orders: dict[str, Order] = {}
         self.returns: dict[str, ReturnOrder] = {}
         self.return_stock: dict[tuple[str, str], ReturnStockCell] = {}
+        self.returned_items: dict[str, ReturnedItem] = {}  # by unique id
         self.open_orders: list[str] = []
         self.open_returns: list[str] = []
         self.returnable: list[str] = []  # delivered orders without a return yet
@@ -210,15 +214,20 @@ class World:
 
     def return_stock_rows(
         self, unique_ids: Iterable[str]
-    ) -> tuple[list[tuple[str, str, str, ReturnStockCell]], list[str]]:
-        """Rows (unique id, SKU, warehouse, cell) for ids that are an mfSkuId or a seller
-        SKU with returned stock, and the ids that are neither."""
-        rows: list[tuple[str, str, str, ReturnStockCell]] = []
+    ) -> tuple[list[ReturnStockRow], list[str]]:
+        """Rows for ids that are a returned item's unique id (its own row), or an mfSkuId or
+        seller SKU with returned stock (a row per returns warehouse); and the ids that are
+        none of these."""
+        rows: list[ReturnStockRow] = []
         failed: list[str] = []
         for unique_id in unique_ids:
+            item = self.returned_items.get(unique_id)
+            if item is not None:
+                rows.append((unique_id, item.mf_sku_id, item.warehouse_code, item.stock, item))
+                continue
             sku = unique_id if unique_id in self.skus else self.seller_skus.get(unique_id)
-            found = [
-                (unique_id, s, warehouse, cell)
+            found: list[ReturnStockRow] = [
+                (unique_id, s, warehouse, cell, self.skus[s])
                 for (s, warehouse), cell in sorted(self.return_stock.items())
                 if s == sku
             ]

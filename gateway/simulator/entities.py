@@ -139,6 +139,22 @@ class ReturnStockCell:
     put_away_time: datetime | None = None
 
 
+@dataclass(slots=True)
+class ReturnedItem:
+    """Returned stock that OC files under an id of its own in a returns warehouse, measured
+    on arrival: the return stock snapshot answers such an id (INFERRED from its documented
+    example, whose ids look like a warehouse code and a running number: `DE01UC001`)."""
+
+    unique_id: str
+    mf_sku_id: str
+    warehouse_code: str
+    length_cm: int
+    width_cm: int
+    height_cm: int
+    weight_g: int
+    stock: ReturnStockCell
+
+
 @dataclass(frozen=True, slots=True)
 class Movement:
     """One line of the stock ledger (GetStockMovement)."""

@@ -14,15 +14,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
+from gateway.simulator import documented
 from gateway.simulator.entities import (
     DELIVERED,
-    IN_DELIVERY,
     ORDER_STATUSES,
     REGIONS,
-    Consignee,
     Order,
-    OrderLine,
-    Parcel,
     ReturnOrder,
     SimCallback,
     Sku,
@@ -49,43 +46,6 @@ KIND_WEIGHTS: Final[dict[CallbackKind, int]] = {"outbound": 75, "return": 15, "i
 
 
 # --- the initial world -------------------------------------------------------------------
-DOCUMENTED_ORDER: Final = "OCO0000011225074GB"
-"""The order of OC's own examples (oc-api README §3, §6.2), which tools/sample-callback.json
-uses too: the simulator knows it, so the sample's look-ups find it."""
-
-
-def add_documented_order(world: World) -> None:
-    """The documented example order, out for delivery, made without the RNG (seeded worlds stay
-    as they were)."""
-    sku = "OC0000000675549"
-    if not world.size.orders or sku not in world.skus or DOCUMENTED_ORDER in world.orders:
-        return
-    at = world.epoch - timedelta(hours=20)
-    world.orders[DOCUMENTED_ORDER] = Order(
-        order_number=DOCUMENTED_ORDER,
-        reference_number="TEST_123456789",
-        ebay_id="buyer_sample",
-        ebay_order_id="25-11158-23993",
-        region="UK",
-        shipping_service_code="GBDomStd_XDP",
-        created_at=at,
-        status=IN_DELIVERY,
-        status_time=at + timedelta(hours=6),
-        lines=[OrderLine(sku, 2, ["A01", "A02"])],
-        consignee=Consignee(
-            name="Andrea Jakab",
-            address1="93 Maresfield Road",
-            city="London",
-            zip_code="SE1 1AA",
-            country_code="GB",
-            phone="+44 20 7946 0000",
-            email="andrea.jakab@example.com",
-        ),
-        auto_fulfillment_ef=False,
-        parcel=Parcel("ZDBBXK0357800000", "XDP", 11000, "19", "GBP"),
-    )
-
-
 def populate(world: World) -> None:
     rng = world.rng
     for i in range(world.size.skus):
@@ -133,7 +93,7 @@ def populate(world: World) -> None:
             if at >= world.epoch or ret.is_final:
                 break
             advance_return(world, ret, at)
-    add_documented_order(world)
+    documented.add_documented_examples(world)
 
 
 # --- changes -----------------------------------------------------------------------------
