@@ -2,10 +2,11 @@
 
 `World(seed=...)` builds the same world for the same seed, epoch and size: SKUs stocked
 per service region, outbound orders at every stage of their life, and returns. Stock is
-kept consistent with orders at all times: an order reserves its quantities when created
-(`available` -> `reservedAllocated`), releases them when cancelled and consumes them
-when shipped; every change is a ledger line for GetStockMovement. Returned goods are held
-in the region's returns warehouse (`reservedHold`) until restocked or disposed.
+kept consistent with orders at all times: an order reserves its quantities when submitted
+(`available` -> `reservedAllocated`), releases them when cancelled or failed and consumes
+them when it goes Outbound; every change is a ledger line for GetStockMovement. Returned
+goods are held in the region's returns warehouse (`reservedHold`) until restocked or
+disposed. OC's documented examples are there too (documented.py).
 
 `next_callbacks()` advances the world and returns the callbacks OC would send for it;
 the look-up APIs (see app.py) read the same state, so a callback always agrees with what

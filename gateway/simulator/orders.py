@@ -93,7 +93,7 @@ def create_order(world: World, at: datetime, status: str = SUBMITTED) -> Order:
         auto_fulfillment_ef=rng.random() < 0.3,
     )
     if order.status == SUBMITTED:
-        _reserve(world, order, at)
+        _reserve(world, order, at)  # always enough: the quantities came from `available`
     world.orders[order_number] = order
     world.open_orders.append(order_number)
     return order
