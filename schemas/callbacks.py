@@ -1,12 +1,13 @@
 """Inbound OC callbacks: the envelope, one model per kind, and parse functions over raw bytes.
 
 OC does not publish its callback contract (oc-api README §3). The outbound callback is the
-INFERRED working shape `{messageId, timestamp, data: [Outbound Order Query v2 order]}`; the
-return and inventory callbacks are INFERRED by analogy (see `OcReturnOrder` and
-`OcInventoryUpdate`). Parsing is tolerant: unknown keys are kept, key spellings are matched
-loosely, `data` may be one object or a list (or the body may be the bare item or a bare
-list), timestamps may be numbers or strings. A body that still fails is genuine but
-unexpected: the gateway quarantines it and answers OC.
+INFERRED working shape `{messageId, timestamp, data: [Outbound Order Query v2 order]}`, or
+the same orders wrapped the way OC wraps its Query v2 answer, `{code, success, message,
+data}` (§3.1); the return and inventory callbacks are INFERRED by analogy (see
+`OcReturnOrder` and `OcInventoryUpdate`). Parsing is tolerant: unknown keys are kept, key
+spellings are matched loosely, `data` may be one object or a list (or the body may be the
+bare item or a bare list), timestamps may be numbers or strings. A body that still fails
+is genuine but unexpected: the gateway quarantines it and answers OC.
 
 Each callback yields `(entity_key, items)` groups through `entities()`:
 outbound -> orderNumber; return -> the return (RMA) number; inventory ->
@@ -90,12 +91,17 @@ class InventoryCallbackItem(OcInventoryUpdate):
 
 
 class CallbackEnvelope(TolerantModel, Generic[ItemT]):
-    """`{messageId, timestamp, data}` around one or more items of one kind."""
+    """One or more items of one kind in `data`, wrapped as OC wraps a request
+    (`{messageId, timestamp, data}`) or an answer (`{code, success, message, data}`);
+    any mix of those keys is read, and other keys are kept."""
 
     KIND: ClassVar[CallbackKind]
 
     message_id: Text | None = Field(None, alias="messageId")
     timestamp: EpochMillis | None = Field(None, description="Epoch milliseconds.")
+    code: int | str | None = Field(None, description="The answer wrapper's code (0 = OK).")
+    success: bool | None = None
+    message: str | None = None
     data: ListOrOne[ItemT] = Field(min_length=1)
 
     @model_validator(mode="before")

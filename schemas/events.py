@@ -108,6 +108,9 @@ class Shipment(EventModel):
     chargeable_weight_unit: str | None = None
     fee_amount: Decimal | None = None
     fee_currency: str | None = None
+    order_number: str | None = Field(
+        None, description="The order OC lists this parcel under (its own orderNumber)."
+    )
     skus: list[SkuLine] = Field(default_factory=list)
 
 

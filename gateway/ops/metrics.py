@@ -2,16 +2,23 @@
 
 Names follow Prometheus conventions: `gateway_` prefix, base units in the name
 (`_seconds`, `_bytes`), `_total` on counters. Label values come from small fixed sets
-(kinds, reasons, endpoints, event types), never from request data.
+(kinds, reasons, endpoints, event types), never from request data, with one exception:
+`gateway_unknown_status_values_total` is labelled with OC's status as sent, bounded to the
+first `UNKNOWN_STATUS_VALUES` distinct values per kind (later ones are `other`).
 """
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from gateway.ops.labels import BoundedLabels
+
 C = TypeVar("C", Counter, Gauge, Histogram)
+
+UNKNOWN_STATUS_VALUES: Final = 20
+"""Distinct unknown status values labelled per kind; later new ones count as `other`."""
 
 
 class Children:
@@ -28,7 +35,6 @@ class Children:
         if child is None:
             child = self._children[values] = self._metric.labels(*values)
         return child
-
 
 _LATENCY_BUCKETS = (
     0.0005,
@@ -192,6 +198,15 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.unknown_status_values = self._track(
+            Counter,
+            "gateway_unknown_status_values_total",
+            "Callbacks whose OC status did not map onto a known status, by OC's value as sent "
+            f"(the first {UNKNOWN_STATUS_VALUES} distinct values per kind; later ones as other).",
+            ["kind", "value"],
+            registry=r,
+        )
+        self._unknown_values: dict[str, BoundedLabels] = {}
         self.dlq_records = self._track(
             Counter,
             "gateway_dlq_records_total",
@@ -286,6 +301,11 @@ class Metrics:
             "Seconds of the look-back window the last run could not cover within its budget.",
             registry=r,
         )
+
+    def count_unknown_status(self, kind: str, value: str | None) -> None:
+        """Count a status that mapped onto no known status, under OC's value."""
+        labels = self._unknown_values.setdefault(kind, BoundedLabels(UNKNOWN_STATUS_VALUES))
+        self.unknown_status_values.labels(kind, labels(value)).inc()
 
     def _track(self, kind: type[C], name: str, documentation: str, *args: Any, **kw: Any) -> C:
         labels = args[0] if args else kw.get("labelnames", ())

@@ -40,6 +40,8 @@ class Observation:
     """Our status for it; None for kinds without one (inventory levels)."""
     reconciled: bool = False
     """Found by polling OC (its current state), not reported by a callback."""
+    oc_status: str | None = None
+    """OC's status exactly as sent."""
 
 
 @dataclass(frozen=True, slots=True)

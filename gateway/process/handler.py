@@ -300,6 +300,7 @@ class RecordHandler:
             return
         if item.observation.status == "unknown":
             self._metrics.unknown_status.labels(name).inc()
+            self._metrics.count_unknown_status(name, item.observation.oc_status)
         if decision.regressed:
             self._metrics.status_regressions.labels(name).inc()
         if item.observation.reconciled:

@@ -176,6 +176,7 @@ class StatusKind(EntityKind[P]):
             occurred_ms=_millis(occurred),
             status=status,
             reconciled=ctx.reconciled,
+            oc_status=oc_status,
         )
         return Item(
             ctx, item, occurred, seen, self.need(ctx.key, self._skus(item), self._region(item))

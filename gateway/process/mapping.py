@@ -83,6 +83,7 @@ def shipments(order: OcOutboundOrder) -> list[Shipment]:
             chargeable_weight_unit=entry.chargeable_weight_unit,
             fee_amount=entry.fee_amount,
             fee_currency=entry.fee_amount_currency,
+            order_number=entry.order_number,
             skus=sku_lines(entry),
         )
         for entry in order.tracking_number_list

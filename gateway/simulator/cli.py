@@ -2,8 +2,8 @@
 
     gateway simulate serve --port P [--host 127.0.0.1] [--seed S] [fault flags]
     gateway simulate send --target URL --rate R --count N [--concurrency C] [--json]
-        [--simulator URL] [--kind outbound|return|inventory] [--drop-rate F]
-        [--duplicate-rate F] [--attempts A] [--seed S]
+        [--simulator URL] [--kind outbound|return|inventory] [--status "In-delivery"]
+        [--drop-rate F] [--duplicate-rate F] [--attempts A] [--seed S]
 
 Both read the OC key pair from GATEWAY_OC_CLIENT_KEY / GATEWAY_OC_SECRET_KEY (the
 simulator falls back to the development pair); `send` also signs with the first of
@@ -25,6 +25,7 @@ import uvicorn
 from gateway.settings import Settings
 from gateway.simulator.app import create_app
 from gateway.simulator.data import World, WorldSize
+from gateway.simulator.entities import ORDER_STATUSES, order_status
 from gateway.simulator.faults import FaultSettings, TokenFailure
 from gateway.simulator.report import SendReport
 from gateway.simulator.sender import (
@@ -44,6 +45,13 @@ def _fraction(text: str) -> float:
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError("must be between 0 and 1")
     return value
+
+
+def _order_status(text: str) -> str:
+    try:
+        return order_status(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _serve_parser(simulate: Any) -> None:
@@ -84,6 +92,14 @@ def _send_parser(simulate: Any) -> None:
     send.add_argument("--count", type=int, default=100)
     send.add_argument("--concurrency", type=int, default=16)
     send.add_argument("--kind", choices=get_args(CallbackKind), default=None)
+    send.add_argument(
+        "--status",
+        type=_order_status,
+        default=None,
+        metavar="STATUS",
+        help="outbound callbacks only, each about a new order taken to this OC status: "
+        + ", ".join(ORDER_STATUSES),
+    )
     send.add_argument("--simulator", default=None, help="take callbacks from this simulator")
     send.add_argument("--seed", type=int, default=1, help="world seed without --simulator")
     send.add_argument("--drop-rate", type=_fraction, default=0.0)
@@ -155,7 +171,7 @@ async def _send(args: argparse.Namespace, signer: CallbackSigner) -> SendReport:
         count=args.count,
         rate=args.rate,
         concurrency=args.concurrency,
-        kind=args.kind,
+        kind="outbound" if args.status else args.kind,
         drop_rate=args.drop_rate,
         duplicate_rate=args.duplicate_rate,
         attempts=max(1, args.attempts),
@@ -165,13 +181,16 @@ async def _send(args: argparse.Namespace, signer: CallbackSigner) -> SendReport:
     async with httpx.AsyncClient(timeout=args.timeout, limits=limits) as client:
         source: CallbackSource
         if args.simulator:
-            source = SimulatorSource(client, args.simulator)
+            source = SimulatorSource(client, args.simulator, args.status)
         else:
-            source = WorldSource(World(args.seed))
+            source = WorldSource(World(args.seed), args.status)
         return await send_callbacks(config, source, client, signer)
 
 
 def send_command(args: argparse.Namespace) -> int:
+    if args.status and args.kind not in (None, "outbound"):
+        sys.stderr.write("gateway simulate send: --status picks outbound callbacks only\n")
+        return 2
     signer = CallbackSigner.from_settings(Settings())
     report = asyncio.run(_send(args, signer))
     if args.json:

@@ -3,8 +3,10 @@
 - GET  /_sim/stats, POST /_sim/stats/reset: request counters per endpoint and outcome.
 - GET  /_sim/faults, POST /_sim/faults (partial JSON; `outage_for_s` is a shorthand for
   `outage_until`), POST /_sim/faults/reset.
-- POST /_sim/callbacks/next?count=N[&kind=outbound|return|inventory]: advance the world and
-  return the callbacks OC would send, bodies as exact strings (for a separate sender).
+- POST /_sim/callbacks/next?count=N[&kind=outbound|return|inventory][&status=S]: advance
+  the world and return the callbacks OC would send, bodies as exact strings (for a
+  separate sender). `status` (one of OC's outbound order statuses, e.g. `In-delivery`;
+  case, spaces and `-` do not matter) makes each one about a new order taken to it.
 - POST /_sim/tokens/expire: expire every access token now (refresh tokens stay valid).
 - GET  /_sim/world: a summary; GET /_sim/orders/{orderNumber}: one order as OC sees it.
 """
@@ -18,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gateway.simulator.entities import order_status
 from gateway.simulator.payloads import order_json
 from gateway.simulator.state import Simulator
 from schemas.callbacks import CallbackKind
@@ -72,7 +75,15 @@ async def next_callbacks(request: Request) -> Response:
         return JSONResponse({"error": f"count must be 0..{MAX_CALLBACKS_PER_CALL}"}, 400)
     if kind is not None and kind not in get_args(CallbackKind):
         return JSONResponse({"error": f"kind must be one of {get_args(CallbackKind)}"}, 400)
-    callbacks = sim.next_callbacks(count, kind)  # type: ignore[arg-type]  # checked above
+    status = request.query_params.get("status") or None
+    if status is not None:
+        if kind not in (None, "outbound"):
+            return JSONResponse({"error": "status picks outbound callbacks only"}, 400)
+        try:
+            status = order_status(status)
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, 400)
+    callbacks = sim.next_callbacks(count, kind, status)  # type: ignore[arg-type]  # checked
     return JSONResponse({"callbacks": [c.to_json() for c in callbacks]})
 
 

@@ -2,10 +2,11 @@
 
 `World(seed=...)` builds the same world for the same seed, epoch and size: SKUs stocked
 per service region, outbound orders at every stage of their life, and returns. Stock is
-kept consistent with orders at all times: an order reserves its quantities when created
-(`available` -> `reservedAllocated`), releases them when cancelled and consumes them
-when shipped; every change is a ledger line for GetStockMovement. Returned goods are held
-in the region's returns warehouse (`reservedHold`) until restocked or disposed.
+kept consistent with orders at all times: an order reserves its quantities when submitted
+(`available` -> `reservedAllocated`), releases them when cancelled or failed and consumes
+them when it goes Outbound; every change is a ledger line for GetStockMovement. Returned
+goods are held in the region's returns warehouse (`reservedHold`) until restocked or
+disposed. OC's documented examples are there too (documented.py).
 
 `next_callbacks()` advances the world and returns the callbacks OC would send for it;
 the look-up APIs (see app.py) read the same state, so a callback always agrees with what
@@ -26,6 +27,7 @@ from gateway.simulator.entities import (
     RETURN_WAREHOUSES,
     Movement,
     Order,
+    ReturnedItem,
     ReturnOrder,
     ReturnStockCell,
     SimCallback,
@@ -35,6 +37,8 @@ from gateway.simulator.entities import (
 from schemas.callbacks import CallbackKind
 
 Clock = Callable[[], datetime]
+ReturnStockRow = tuple[str, str, str, ReturnStockCell, Sku | ReturnedItem]
+"""(unique id asked for, mfSkuId, returns warehouse, stock, what measures it)"""
 
 
 def utc_now() -> datetime:
@@ -73,6 +77,7 @@ class World:
         self.orders: dict[str, Order] = {}
         self.returns: dict[str, ReturnOrder] = {}
         self.return_stock: dict[tuple[str, str], ReturnStockCell] = {}
+        self.returned_items: dict[str, ReturnedItem] = {}  # by unique id
         self.open_orders: list[str] = []
         self.open_returns: list[str] = []
         self.returnable: list[str] = []  # delivered orders without a return yet
@@ -210,15 +215,20 @@ class World:
 
     def return_stock_rows(
         self, unique_ids: Iterable[str]
-    ) -> tuple[list[tuple[str, str, str, ReturnStockCell]], list[str]]:
-        """Rows (unique id, SKU, warehouse, cell) for ids that are an mfSkuId or a seller
-        SKU with returned stock, and the ids that are neither."""
-        rows: list[tuple[str, str, str, ReturnStockCell]] = []
+    ) -> tuple[list[ReturnStockRow], list[str]]:
+        """Rows for ids that are a returned item's unique id (its own row), or an mfSkuId or
+        seller SKU with returned stock (a row per returns warehouse); and the ids that are
+        none of these."""
+        rows: list[ReturnStockRow] = []
         failed: list[str] = []
         for unique_id in unique_ids:
+            item = self.returned_items.get(unique_id)
+            if item is not None:
+                rows.append((unique_id, item.mf_sku_id, item.warehouse_code, item.stock, item))
+                continue
             sku = unique_id if unique_id in self.skus else self.seller_skus.get(unique_id)
-            found = [
-                (unique_id, s, warehouse, cell)
+            found: list[ReturnStockRow] = [
+                (unique_id, s, warehouse, cell, self.skus[s])
                 for (s, warehouse), cell in sorted(self.return_stock.items())
                 if s == sku
             ]
@@ -247,9 +257,12 @@ class World:
         }
 
     # --- callbacks ----------------------------------------------------------------------
-    def next_callbacks(self, count: int, kind: CallbackKind | None = None) -> list[SimCallback]:
-        """Advance the world `count` times; the callbacks OC would send for each change."""
-        return [lifecycle.step(self, kind) for _ in range(count)]
+    def next_callbacks(
+        self, count: int, kind: CallbackKind | None = None, status: str | None = None
+    ) -> list[SimCallback]:
+        """Advance the world `count` times; the callbacks OC would send for each change.
+        With `status`, each is about a new outbound order just taken to OC's `status`."""
+        return [lifecycle.step(self, kind, status) for _ in range(count)]
 
 
 __all__ = ["REGIONS", "RETURN_WAREHOUSES", "Clock", "SimCallback", "World", "WorldSize", "utc_now"]

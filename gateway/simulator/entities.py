@@ -1,30 +1,85 @@
 """The simulated OC world's records: SKUs, stock cells, movements, orders, returns.
 
-Plain mutable dataclasses; `data.World` owns them and `lifecycle` changes them. Status
-values are OC-style strings (`SHIPPED`), which is what the simulator puts on the wire.
+Plain mutable dataclasses; `data.World` owns them and `lifecycle` changes them. Outbound
+order statuses are OC's own values, spelled as OC shows them (oc-api README §3.1); return
+statuses are OC-style strings (`RECEIVED`; OC's are not known). That is what the simulator
+puts on the wire.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import pairwise
 from typing import Any, Final
 
 from schemas.callbacks import CallbackKind
 
-ORDER_FLOW: Final[dict[str, str]] = {
-    "CREATED": "ALLOCATED",
-    "ON_HOLD": "ALLOCATED",
-    "ALLOCATED": "PICKING",
-    "PICKING": "PACKED",
-    "PACKED": "SHIPPED",
-    "SHIPPED": "DELIVERED",
-    "EXCEPTION": "DELIVERED",
-}
-"""The usual next status of an outbound order; DELIVERED and CANCELLED are final."""
+DRAFT: Final = "Draft"
+SUBMITTED: Final = "Submitted"
+ACCEPTED: Final = "Accepted"
+CREATE_PICKING_TASK: Final = "Create picking task"
+PICKED: Final = "Picked"
+PACKED: Final = "Packed"
+OUTBOUND: Final = "Outbound"
+IN_DELIVERY: Final = "In-delivery"
+DELIVERED: Final = "Delivered"
+EXCEPTION: Final = "Exception"
+UNDELIVERABLE_RETURN: Final = "Undeliverable return"
+FAILED: Final = "failed"
+CANCELLED: Final = "Cancelled"
 
-RESERVING_STATUSES: Final = frozenset({"CREATED", "ON_HOLD", "ALLOCATED", "PICKING", "PACKED"})
+ORDER_LIFE: Final = (
+    DRAFT,
+    SUBMITTED,
+    ACCEPTED,
+    CREATE_PICKING_TASK,
+    PICKED,
+    PACKED,
+    OUTBOUND,
+    IN_DELIVERY,
+    DELIVERED,
+)
+"""An outbound order's life in OC's order. The simulator creates orders as Submitted;
+Draft is only for orders asked for in that status (they reserve nothing until submitted)."""
+
+ORDER_FLOW: Final[Mapping[str, str]] = {
+    **dict(pairwise(ORDER_LIFE)),
+    EXCEPTION: DELIVERED,
+}
+"""The usual next status of an open outbound order."""
+
+ORDER_EXITS: Final[Mapping[str, tuple[tuple[str, float], ...]]] = {
+    DRAFT: ((CANCELLED, 0.05),),
+    SUBMITTED: ((CANCELLED, 0.03), (FAILED, 0.02)),
+    ACCEPTED: ((CANCELLED, 0.02),),
+    IN_DELIVERY: ((EXCEPTION, 0.05),),
+    EXCEPTION: ((UNDELIVERABLE_RETURN, 0.4),),
+}
+"""The side exits: from a status, the other statuses it may go to, and how often."""
+
+ORDER_STATUSES: Final = (*ORDER_LIFE, EXCEPTION, UNDELIVERABLE_RETURN, FAILED, CANCELLED)
+"""Every outbound order status the simulator speaks: OC's own (oc-api README §3.1)."""
+
+FINAL_ORDER_STATUSES: Final = frozenset({DELIVERED, CANCELLED, FAILED, UNDELIVERABLE_RETURN})
+
+RESERVING_STATUSES: Final = frozenset({SUBMITTED, ACCEPTED, CREATE_PICKING_TASK, PICKED, PACKED})
 """Statuses in which an order's quantities sit in `reservedAllocated`."""
+
+
+def _loose(text: str) -> str:
+    return "".join(c for c in text.casefold() if c.isalnum())
+
+
+def order_status(text: str) -> str:
+    """OC's spelling of an outbound order status written loosely (`in-delivery`,
+    `CREATE_PICKING_TASK`); ValueError, naming OC's statuses, for anything else."""
+    for status in ORDER_STATUSES:
+        if _loose(status) == _loose(text):
+            return status
+    raise ValueError(f"{text!r} is not one of OC's order statuses: {', '.join(ORDER_STATUSES)}")
+
 
 RETURN_FLOW: Final[dict[str, str]] = {
     "CREATED": "IN_TRANSIT",
@@ -82,6 +137,22 @@ class ReturnStockCell:
     unfulfillable: int = 0
     suspend: int = 0
     put_away_time: datetime | None = None
+
+
+@dataclass(slots=True)
+class ReturnedItem:
+    """Returned stock that OC files under an id of its own in a returns warehouse, measured
+    on arrival: the return stock snapshot answers such an id (INFERRED from its documented
+    example, whose ids look like a warehouse code and a running number: `DE01UC001`)."""
+
+    unique_id: str
+    mf_sku_id: str
+    warehouse_code: str
+    length_cm: int
+    width_cm: int
+    height_cm: int
+    weight_g: int
+    stock: ReturnStockCell
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +219,7 @@ class Order:
 
     @property
     def is_final(self) -> bool:
-        return self.status in ("DELIVERED", "CANCELLED")
+        return self.status in FINAL_ORDER_STATUSES
 
 
 @dataclass(slots=True)

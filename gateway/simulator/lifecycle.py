@@ -2,10 +2,11 @@
 follows them, and each change becomes the callback OC would send.
 
 Every random choice comes from the world's seeded RNG, so the same seed, epoch and clock
-replay the same changes. Stock rules: creating an order reserves its quantities
-(ALC), cancelling releases them (CAN), shipping consumes them (OEH); inventory changes are
-receipts (PAC), damage (DMG) and count adjustments (ADJ). Returns are held in the returns
-warehouse from RECEIVED until RESTOCKED (sellable lines become available) or DISPOSED.
+replay the same changes. Stock rules: submitting an order reserves its quantities
+(ALC), cancelling or failing releases them (CAN), going Outbound consumes them (OEH);
+inventory changes are receipts (PAC), damage (DMG) and count adjustments (ADJ). Returns
+are held in the returns warehouse from RECEIVED until RESTOCKED (sellable lines become
+available) or DISPOSED.
 """
 
 from __future__ import annotations
@@ -13,17 +14,22 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
+from gateway.simulator import documented
 from gateway.simulator.entities import (
+    DELIVERED,
+    ORDER_STATUSES,
     REGIONS,
-    Consignee,
     Order,
-    OrderLine,
-    Parcel,
     ReturnOrder,
     SimCallback,
     Sku,
 )
-from gateway.simulator.orders import advance_order, create_order, deliver_new_order
+from gateway.simulator.orders import (
+    advance_order,
+    create_order,
+    deliver_new_order,
+    order_in_status,
+)
 from gateway.simulator.payloads import (
     callback_body,
     inventory_item_json,
@@ -40,43 +46,6 @@ KIND_WEIGHTS: Final[dict[CallbackKind, int]] = {"outbound": 75, "return": 15, "i
 
 
 # --- the initial world -------------------------------------------------------------------
-DOCUMENTED_ORDER: Final = "OCO0000011225074GB"
-"""The order of OC's own examples (oc-api README §3, §6.2), which tools/sample-callback.json
-uses too: the simulator knows it, so the sample's look-ups find it."""
-
-
-def add_documented_order(world: World) -> None:
-    """The documented example order, shipped, made without the RNG (seeded worlds stay
-    as they were)."""
-    sku = "OC0000000675549"
-    if not world.size.orders or sku not in world.skus or DOCUMENTED_ORDER in world.orders:
-        return
-    at = world.epoch - timedelta(hours=20)
-    world.orders[DOCUMENTED_ORDER] = Order(
-        order_number=DOCUMENTED_ORDER,
-        reference_number="TEST_123456789",
-        ebay_id="buyer_sample",
-        ebay_order_id="25-11158-23993",
-        region="UK",
-        shipping_service_code="GBDomStd_XDP",
-        created_at=at,
-        status="SHIPPED",
-        status_time=at + timedelta(hours=6),
-        lines=[OrderLine(sku, 2, ["A01", "A02"])],
-        consignee=Consignee(
-            name="Andrea Jakab",
-            address1="93 Maresfield Road",
-            city="London",
-            zip_code="SE1 1AA",
-            country_code="GB",
-            phone="+44 20 7946 0000",
-            email="andrea.jakab@example.com",
-        ),
-        auto_fulfillment_ef=False,
-        parcel=Parcel("ZDBBXK0357800000", "XDP", 11000, "19", "GBP"),
-    )
-
-
 def populate(world: World) -> None:
     rng = world.rng
     for i in range(world.size.skus):
@@ -108,12 +77,12 @@ def populate(world: World) -> None:
     for _ in range(world.size.orders):
         at = world.epoch - timedelta(seconds=round(rng.uniform(60, 3 * 86400)))
         order = create_order(world, at)
-        for _ in range(rng.choices(range(7), weights=(2, 1, 1, 1, 2, 3, 6))[0]):
+        for _ in range(rng.choices(range(9), weights=(2, 1, 1, 1, 1, 2, 2, 3, 6))[0]):
             at += timedelta(seconds=round(rng.uniform(600, 4 * 3600)))
             if at >= world.epoch or order.is_final:
                 break
             advance_order(world, order, at)
-    delivered = [o for o in world.orders.values() if o.status == "DELIVERED"]
+    delivered = [o for o in world.orders.values() if o.status == DELIVERED]
     for order in delivered[: world.size.returns]:
         at = order.status_time + timedelta(seconds=round(rng.uniform(3600, 2 * 86400)))
         if at >= world.epoch:
@@ -124,11 +93,13 @@ def populate(world: World) -> None:
             if at >= world.epoch or ret.is_final:
                 break
             advance_return(world, ret, at)
-    add_documented_order(world)
+    documented.add_documented_examples(world)
 
 
 # --- changes -----------------------------------------------------------------------------
-def _outbound_change(world: World) -> Order:
+def _outbound_change(world: World, status: str | None) -> Order:
+    if status is not None:
+        return order_in_status(world, status)
     if not world.open_orders or world.rng.random() < 0.3:
         return create_order(world, world.now())
     order = world.orders[world.rng.choice(world.open_orders)]
@@ -174,12 +145,20 @@ def _pick_kind(world: World) -> CallbackKind:
     return world.rng.choices(kinds, weights=[KIND_WEIGHTS[k] for k in kinds])[0]
 
 
-def step(world: World, kind: CallbackKind | None = None) -> SimCallback:
-    """Change one entity of the world and return OC's callback about it."""
-    kind = kind or _pick_kind(world)
+def step(world: World, kind: CallbackKind | None = None, status: str | None = None) -> SimCallback:
+    """Change one entity of the world and return OC's callback about it. With `status`
+    (one of OC's outbound order statuses), a new order is taken to that status.
+
+    Raises ValueError for a status with another kind, or a status OC does not show.
+    """
+    if status is not None and kind not in (None, "outbound"):
+        raise ValueError(f"a status picks an outbound order, not a {kind} callback")
+    if status is not None and status not in ORDER_STATUSES:
+        raise ValueError(f"{status!r} is not one of OC's order statuses")
+    kind = "outbound" if status is not None else kind or _pick_kind(world)
     message_id = f"sim-{world.seed}-{world.next_number('message'):08d}"
     if kind == "outbound":
-        order = _outbound_change(world)
+        order = _outbound_change(world, status)
         body = callback_body(
             message_id, order.status_time, [order_json(order, with_consignee=True)]
         )

@@ -1,17 +1,37 @@
 """Outbound orders in the simulated world: creation, status changes and their stock effects.
 
-Creating an order reserves its quantities (`available` -> `reservedAllocated`, reason ALC);
-cancelling releases them (CAN); shipping consumes the reservation (OEH). All choices come
+Orders live OC's statuses in OC's order (Submitted -> Accepted -> Create picking task ->
+Picked -> Packed -> Outbound -> In-delivery -> Delivered), with the side exits of
+`entities.ORDER_EXITS` (Cancelled, failed, Exception, Undeliverable return). Submitting an
+order reserves its quantities (`available` -> `reservedAllocated`, reason ALC); cancelling
+or failing releases them (CAN); going Outbound consumes the reservation (OEH). A Draft
+reserves nothing; if its stock is gone when it is submitted, it fails. All choices come
 from the world's seeded RNG.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from gateway.simulator import people
-from gateway.simulator.entities import ORDER_FLOW, REGIONS, Order, OrderLine, Parcel
+from gateway.simulator.entities import (
+    CANCELLED,
+    DELIVERED,
+    DRAFT,
+    FAILED,
+    ORDER_EXITS,
+    ORDER_FLOW,
+    OUTBOUND,
+    PACKED,
+    REGIONS,
+    RESERVING_STATUSES,
+    SUBMITTED,
+    Order,
+    OrderLine,
+    Parcel,
+)
 
 if TYPE_CHECKING:
     from gateway.simulator.data import World
@@ -34,7 +54,8 @@ def _stocked(world: World, region: str, wanted: int) -> list[str]:
     return picked
 
 
-def create_order(world: World, at: datetime) -> Order:
+def create_order(world: World, at: datetime, status: str = SUBMITTED) -> Order:
+    """A new order, Submitted (its stock reserved) or, when asked, a Draft."""
     rng = world.rng
     region = REGIONS[rng.choice(sorted(REGIONS))]
     candidates = _stocked(world, region.name, rng.choice((1, 1, 1, 2, 3)))
@@ -56,15 +77,6 @@ def create_order(world: World, at: datetime) -> Order:
         quantity = rng.randint(1, min(3, world.cell(sku_id, region.name).available))
         serials = [f"SN{number:06d}{i}" for i in range(quantity)] if rng.random() < 0.2 else []
         lines.append(OrderLine(sku_id, quantity, serials))
-        world.move_stock(
-            sku_id,
-            region.name,
-            available=-quantity,
-            reserved=quantity,
-            reason="ALC",
-            order_number=order_number,
-            at=at,
-        )
     ebay_order_id = f"{rng.randint(10, 99)}-{rng.randint(10000, 99999)}-{rng.randint(10000, 99999)}"
     order = Order(
         order_number=order_number,
@@ -74,15 +86,36 @@ def create_order(world: World, at: datetime) -> Order:
         region=region.name,
         shipping_service_code=f"{region.country}Dom_{rng.choice(region.carriers)}",
         created_at=at,
-        status="CREATED",
+        status=DRAFT if status == DRAFT else SUBMITTED,
         status_time=at,
         lines=lines,
         consignee=people.consignee(rng, region.country),
         auto_fulfillment_ef=rng.random() < 0.3,
     )
+    if order.status == SUBMITTED:
+        _reserve(world, order, at)  # always enough: the quantities came from `available`
     world.orders[order_number] = order
     world.open_orders.append(order_number)
     return order
+
+
+def _reserve(world: World, order: Order, at: datetime) -> bool:
+    """Reserve the order's quantities; False (nothing reserved) when stock is short."""
+    if any(
+        world.cell(line.mf_sku_id, order.region).available < line.quantity for line in order.lines
+    ):
+        return False
+    for line in order.lines:
+        world.move_stock(
+            line.mf_sku_id,
+            order.region,
+            available=-line.quantity,
+            reserved=line.quantity,
+            reason="ALC",
+            order_number=order.order_number,
+            at=at,
+        )
+    return True
 
 
 def _release(world: World, order: Order, at: datetime) -> None:
@@ -112,25 +145,23 @@ def _pack(world: World, order: Order) -> Parcel:
 
 def _next_order_status(world: World, order: Order) -> str:
     roll = world.rng.random()
-    if order.status == "CREATED" and roll < 0.03:
-        return "CANCELLED"
-    if order.status == "CREATED" and roll < 0.06:
-        return "ON_HOLD"
-    if order.status == "ON_HOLD" and roll < 0.2:
-        return "CANCELLED"
-    if order.status == "SHIPPED" and roll < 0.05:
-        return "EXCEPTION"
+    for status, share in ORDER_EXITS.get(order.status, ()):
+        if roll < share:
+            return status
+        roll -= share
     return ORDER_FLOW[order.status]
 
 
-def advance_order(world: World, order: Order, at: datetime) -> None:
-    """Move an open order one status on, with its stock effects."""
-    status = _next_order_status(world, order)
-    if status == "CANCELLED":
+def move_order(world: World, order: Order, status: str, at: datetime) -> None:
+    """Put an open order in `status` (the next one in OC's order, or a side exit), with
+    its stock effects."""
+    if order.status == DRAFT and status == SUBMITTED and not _reserve(world, order, at):
+        status = FAILED  # its stock went while it was a draft
+    elif status in (CANCELLED, FAILED) and order.status in RESERVING_STATUSES:
         _release(world, order, at)
-    elif status == "PACKED":
+    elif status == PACKED:
         order.parcel = _pack(world, order)
-    elif status == "SHIPPED":
+    elif status == OUTBOUND:
         for line in order.lines:
             world.move_stock(
                 line.mf_sku_id,
@@ -141,16 +172,52 @@ def advance_order(world: World, order: Order, at: datetime) -> None:
                 at=at,
             )
     order.status, order.status_time = status, at
-    if status == "DELIVERED":
+    if status == DELIVERED:
         world.returnable.append(order.order_number)
     if order.is_final and order.order_number in world.open_orders:
         world.open_orders.remove(order.order_number)
 
 
+def advance_order(world: World, order: Order, at: datetime) -> None:
+    """Move an open order one status on, usually the next in OC's order."""
+    move_order(world, order, _next_order_status(world, order), at)
+
+
+def route(target: str, start: str = SUBMITTED) -> list[str]:
+    """The statuses an order goes through from `start` to `target` (inclusive), the
+    shortest way along OC's order and its side exits; [] when `target` is `start`.
+    Raises ValueError for a status the order cannot reach from `start`."""
+    paths: deque[list[str]] = deque([[start]])
+    seen = {start}
+    while paths:
+        path = paths.popleft()
+        if path[-1] == target:
+            return path[1:]
+        nexts = [s for s, _ in ORDER_EXITS.get(path[-1], ())]
+        if path[-1] in ORDER_FLOW:
+            nexts.insert(0, ORDER_FLOW[path[-1]])
+        for status in nexts:
+            if status not in seen:
+                seen.add(status)
+                paths.append([*path, status])
+    raise ValueError(f"an order cannot get from {start!r} to {target!r}")
+
+
+def order_in_status(world: World, status: str) -> Order:
+    """A new order taken to `status` along OC's order (one second a step when the clock
+    stands still): the order a callback in that status is about."""
+    start = DRAFT if status == DRAFT else SUBMITTED
+    steps = route(status, start)  # before the world changes: ValueError for a bad status
+    order = create_order(world, world.now(), start)
+    for step in steps:
+        move_order(world, order, step, world.now_after(order.status_time))
+    return order
+
+
 def deliver_new_order(world: World) -> Order:
-    """A new order taken straight to DELIVERED (when a return needs one)."""
+    """A new order taken straight to Delivered (when a return needs one)."""
     order = create_order(world, world.now())
-    while order.status != "DELIVERED":
+    while order.status != DELIVERED:
         if order.is_final:  # cancelled on the way: try another
             order = create_order(world, world.now())
             continue

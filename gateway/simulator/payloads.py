@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.simulator.entities import (
     REGIONS,
@@ -147,13 +147,26 @@ def return_json(ret: ReturnOrder, skus: Mapping[str, Sku]) -> dict[str, Any]:
     }
 
 
+class Measured(Protocol):
+    """Dimensions and weight, of a SKU's master data or of one returned item."""
+
+    @property
+    def length_cm(self) -> int: ...
+    @property
+    def width_cm(self) -> int: ...
+    @property
+    def height_cm(self) -> int: ...
+    @property
+    def weight_g(self) -> int: ...
+
+
 def return_stock_row_json(
-    unique_id: str, sku: Sku, warehouse: str, cell: ReturnStockCell
+    unique_id: str, mf_sku_id: str, warehouse: str, cell: ReturnStockCell, measured: Measured
 ) -> dict[str, Any]:
-    """A row of the return stock snapshot (FOUND shape)."""
+    """A row of the return stock snapshot: every field of OC's page (FOUND shape)."""
     return {
         "uniqueId": unique_id,
-        "mfSkuId": sku.mf_sku_id,
+        "mfSkuId": mf_sku_id,
         "warehouseCode": warehouse,
         "available": cell.available,
         "reservedAllocated": cell.reserved_allocated,
@@ -161,11 +174,11 @@ def return_stock_row_json(
         "reservedVAS": cell.reserved_vas,
         "unfulfillable": cell.unfulfillable,
         "suspend": cell.suspend,
-        "length": sku.length_cm,
-        "width": sku.width_cm,
-        "height": sku.height_cm,
+        "length": measured.length_cm,
+        "width": measured.width_cm,
+        "height": measured.height_cm,
         "lengthUnit": "cm",
-        "weight": sku.weight_g,
+        "weight": measured.weight_g,
         "weightUnit": "g",
         "putAwayTime": oc_time(cell.put_away_time) if cell.put_away_time else None,
     }

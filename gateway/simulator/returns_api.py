@@ -1,7 +1,8 @@
 """OC's Return 2.0 calls over the simulated world (pure handlers).
 
-The return stock snapshot follows OC's published page; the other three follow the
-INFERRED shapes in schemas/oc_returns_api.py. INFERRED limits: page size and ids per
+The return stock snapshot follows OC's published page, and answers the ids of its example
+request (documented.py) as the page shows; the other three follow the INFERRED shapes in
+schemas/oc_returns_api.py. INFERRED limits: page size and ids per
 request at most 200.
 """
 
@@ -81,10 +82,7 @@ def return_stock(world: World, call: Call) -> Answer:
     result = _page(len(rows), query.page_number, query.page_size)
     result |= {
         "serviceType": query.service_type,
-        "inventoryList": [
-            return_stock_row_json(unique_id, world.skus[sku], warehouse, cell)
-            for unique_id, sku, warehouse, cell in page
-        ],
+        "inventoryList": [return_stock_row_json(*row) for row in page],
         "requestCount": asked,
         "successCount": asked - len(failed),
         "failedCount": len(failed),

@@ -2,9 +2,11 @@
 
 Callbacks come from a `CallbackSource`: the sender's own seeded world (`WorldSource`) or a
 running simulator (`SimulatorSource`, via POST /_sim/callbacks/next), so the callbacks agree
-with what that simulator's look-ups answer. Each one is signed like OC would (see
-signing.py) and POSTed to the target; the gateway's route for the callback's kind is
-used when the target ends in a kind segment or contains `{kind}`.
+with what that simulator's look-ups answer. Either can be given one of OC's outbound order
+statuses: every callback is then about a new order the world took to that status. Each
+one is signed like OC would (see signing.py) and POSTed to the target; the gateway's route
+for the callback's kind is used when the target ends in a kind segment or contains
+`{kind}`.
 
 `drop_rate` skips callbacks on purpose (the world still advanced; they are listed in the
 report) so reconciliation can be tested; `duplicate_rate` sends a callback twice, the
@@ -58,26 +60,33 @@ class CallbackSource(Protocol):
 
 
 class WorldSource:
-    """Callbacks from a world in this process."""
+    """Callbacks from a world in this process (all in OC's `status`, when given)."""
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, status: str | None = None) -> None:
         self.world = world
+        self.status = status
 
     async def take(self, count: int, kind: CallbackKind | None) -> list[SimCallback]:
-        return self.world.next_callbacks(count, kind)
+        return self.world.next_callbacks(count, kind, self.status)
 
 
 class SimulatorSource:
-    """Callbacks from a running simulator, so its look-ups agree with them."""
+    """Callbacks from a running simulator, so its look-ups agree with them (all in OC's
+    `status`, when given)."""
 
-    def __init__(self, client: httpx.AsyncClient, simulator_url: str) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, simulator_url: str, status: str | None = None
+    ) -> None:
         self.client = client
         self.url = simulator_url.rstrip("/") + "/_sim/callbacks/next"
+        self.status = status
 
     async def take(self, count: int, kind: CallbackKind | None) -> list[SimCallback]:
         params: dict[str, str | int] = {"count": count}
         if kind is not None:
             params["kind"] = kind
+        if self.status is not None:
+            params["status"] = self.status
         response = await self.client.post(self.url, params=params)
         response.raise_for_status()
         return [SimCallback.from_json(c) for c in response.json()["callbacks"]]

@@ -74,7 +74,9 @@ class Simulator:
     def next_request_id(self) -> str:
         return f"sim-req-{next(self._request_ids):08d}"
 
-    def next_callbacks(self, count: int, kind: CallbackKind | None = None) -> list[SimCallback]:
-        callbacks = self.world.next_callbacks(count, kind)
+    def next_callbacks(
+        self, count: int, kind: CallbackKind | None = None, status: str | None = None
+    ) -> list[SimCallback]:
+        callbacks = self.world.next_callbacks(count, kind, status)
         self.stats.callbacks_generated += len(callbacks)
         return callbacks

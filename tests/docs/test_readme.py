@@ -10,6 +10,7 @@ import pytest
 from gateway.cli import build_parser
 from gateway.commands.settings_doc import refresh
 from gateway.settings import Settings
+from schemas.oc_status import OC_ORDER_STATUSES
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
@@ -54,3 +55,9 @@ def test_the_commands_the_readme_names_exist(command: str) -> None:
     with pytest.raises(SystemExit) as exit_:
         build_parser().parse_args([*command.split(), "--help"])
     assert exit_.value.code == 0
+
+
+def test_the_event_contract_lists_what_each_oc_order_status_becomes() -> None:
+    table = README.split("<!-- oc-order-statuses:begin -->", 1)[1].split("<!-- oc-order", 1)[0]
+    rows = re.findall(r"^\| `([^`]+)` \| `([a-z_]+)` \|$", table, re.M)
+    assert rows == list(OC_ORDER_STATUSES.items())

@@ -1,4 +1,5 @@
-"""OC's example payloads (oc-api README §3, §4, §6), copied verbatim as JSON text.
+"""OC's example payloads (oc-api README §3, §4, §6), copied verbatim as JSON text, and the
+order status values OC shows (§3.1).
 
 Tests parse each one with our models and write it back; the result must equal the input.
 """
@@ -6,6 +7,8 @@ Tests parse each one with our models and write it back; the result must equal th
 from __future__ import annotations
 
 from typing import Final
+
+from schemas.events import OrderStatus
 
 OUTBOUND_CALLBACK: Final = """{
   "messageId": "5b6c1f0e-sim", "timestamp": 1718600000000,
@@ -91,3 +94,20 @@ RETURN_STOCK_RESPONSE: Final = """{"requestId":"r-1","success":true,"hasBusiness
 "failedList":["asdfg12345"]},"isFallback":false}"""
 
 CANCEL_RMA_REQUEST: Final = """{"messageId":"{{messageId}}","data":{"orderNumber":"RMA0001"}}"""
+
+# The outbound order status values OC shows (oc-api README §3.1), and what each becomes.
+ORDER_STATUS_VALUES: Final[list[tuple[str, OrderStatus]]] = [
+    ("Draft", "created"),
+    ("Submitted", "created"),
+    ("Accepted", "allocated"),
+    ("Create picking task", "picking"),
+    ("Picked", "picking"),
+    ("Packed", "packed"),
+    ("Outbound", "shipped"),
+    ("In-delivery", "shipped"),
+    ("Delivered", "delivered"),
+    ("Exception", "exception"),
+    ("Undeliverable return", "exception"),
+    ("failed", "exception"),
+    ("Cancelled", "cancelled"),
+]

@@ -22,7 +22,7 @@ from schemas.callbacks import (
     parse_return_callback,
 )
 
-from .oc_examples import OUTBOUND_CALLBACK
+from .oc_examples import OUTBOUND_CALLBACK, OUTBOUND_QUERY_RESPONSE
 
 SAMPLE = Path(__file__).resolve().parents[2] / "tools" / "sample-callback.json"
 CST = timezone(timedelta(hours=8))
@@ -46,7 +46,7 @@ def test_the_inferred_outbound_callback_round_trips() -> None:
 def test_the_repository_sample_parses_with_its_status() -> None:
     callback = parse_outbound_callback(SAMPLE.read_bytes())
     order = callback.data[0]
-    assert order.raw_status() == "SHIPPED"
+    assert order.raw_status() == "In-delivery"
     assert order.normalized_status() == "shipped"
     assert json.loads(callback.to_oc_json()) == json.loads(SAMPLE.read_bytes())
 
@@ -249,3 +249,40 @@ def test_parse_callback_dispatches_on_kind() -> None:
 
 def test_statuses_from_the_callbacks_helpers_are_the_shared_ones() -> None:
     assert normalize_order_status("Delivered") == "delivered"
+
+
+def test_a_callback_wrapped_like_oc_s_query_v2_answer_parses_with_every_field() -> None:
+    callback = parse_outbound_callback(OUTBOUND_QUERY_RESPONSE.encode())
+    assert (callback.code, callback.success, callback.message_id) == (0, True, "m-1")
+    assert json.loads(callback.to_oc_json()) == json.loads(OUTBOUND_QUERY_RESPONSE)
+    order = callback.data[0]
+    assert callback.entities() == [("OCO0000011225074GB", [order])]
+    assert order.auto_fulfillment_ef is False
+    entry = order.tracking_number_list[0]
+    assert (entry.order_number, entry.lm_carrier_name, entry.chargeable_weight_unit) == (
+        "OCO0000011225074GB",
+        "XDP",
+        "g",
+    )
+    assert entry.fee_amount_currency == "GBP"
+
+
+@pytest.mark.parametrize(
+    "wrapper",
+    [
+        {"code": 0, "success": True, "message": "成功"},
+        {"code": "0", "success": "true", "message": "success", "errors": []},
+        {"code": 0},
+        {"success": True, "messageId": "m-9", "timestamp": 1718596800000},
+    ],
+)
+def test_the_answer_wrapper_and_the_request_wrapper_mix(wrapper: dict[str, object]) -> None:
+    order = {"orderNumber": "OCO1", "orderStatus": "In-delivery", "autoFulfillmentEF": 1}
+    callback = parse_outbound_callback(json.dumps({**wrapper, "data": [order]}).encode())
+    assert callback.entities()[0][0] == "OCO1"
+    assert callback.data[0].normalized_status() == "shipped"
+    assert callback.data[0].auto_fulfillment_ef is True  # 1 = created automatically
+    assert callback.success is ("success" in wrapper or None)
+    written = json.loads(callback.to_oc_json())
+    assert written.keys() == {*wrapper, "data"}  # nothing dropped, nothing invented
+    assert written["data"][0]["orderStatus"] == "In-delivery"

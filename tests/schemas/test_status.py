@@ -9,7 +9,36 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.events import OrderStatus, ReturnStatus
-from schemas.oc_status import normalize_order_status, normalize_return_status
+from schemas.oc_status import OC_ORDER_STATUSES, normalize_order_status, normalize_return_status
+
+from .oc_examples import ORDER_STATUS_VALUES as OC_VALUES
+
+
+def _spelled_otherwise(value: str) -> list[str]:
+    """`value` as other systems might spell it: case, spaces, `-`, `_`, no separator."""
+    words = value.replace("-", " ").split()
+    return [
+        value.upper(),
+        value.lower(),
+        value.swapcase(),
+        f"  {value} ",
+        "-".join(words),
+        "_".join(words).upper(),
+        " ".join(words).title(),
+        "".join(w.capitalize() for w in words),
+        "ORDER_STATUS_" + "_".join(words).upper(),
+    ]
+
+
+@pytest.mark.parametrize(("value", "expected"), OC_VALUES, ids=[v for v, _ in OC_VALUES])
+def test_every_value_oc_shows_maps_onto_a_known_status(value: str, expected: OrderStatus) -> None:
+    assert normalize_order_status(value) == expected
+    for spelling in _spelled_otherwise(value):
+        assert normalize_order_status(spelling) == expected, spelling
+
+
+def test_the_table_of_oc_values_is_oc_s_list_in_oc_s_order() -> None:
+    assert list(OC_ORDER_STATUSES.items()) == OC_VALUES
 
 
 @pytest.mark.parametrize(
@@ -26,6 +55,10 @@ from schemas.oc_status import normalize_order_status, normalize_return_status
         ("CREATED", "created"),
         ("New", "created"),
         ("ALLOCATED", "allocated"),
+        ("ACCEPTED", "allocated"),  # OC's "Accepted" comes after "Submitted" (created)
+        ("picking-task-created", "picking"),
+        ("DELIVERING", "shipped"),
+        ("return_to_sender", "exception"),
         ("PICKING", "picking"),
         ("in progress", "picking"),
         ("PACKED", "packed"),

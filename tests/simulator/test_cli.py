@@ -125,3 +125,29 @@ async def test_send_takes_callbacks_from_a_simulator_and_honours_settings(
         assert "vauthorization" not in headers
         return_number = json.loads(body)["data"][0]["returnNumber"]
         assert return_number in simulator.sim.world.returns
+
+
+async def test_send_picks_an_oc_status(receiver: Receiver, simulator: RunningSimulator) -> None:
+    env = _env(GATEWAY_OC_CLIENT_KEY="k", GATEWAY_OC_SECRET_KEY="s")
+    target = f"{receiver.url}/webhooks/oc/{{kind}}"
+    args = ("send", "--target", target, "--count", "4", "--rate", "0", "--json")
+    for status in ("In-delivery", "undeliverable RETURN"):
+        receiver.requests.clear()
+        async with _process(*args, "--status", status, "--simulator", simulator.url, env=env) as p:
+            stdout, stderr = await asyncio.wait_for(p.communicate(), 60)
+        assert p.returncode == 0, stderr.decode()
+        assert json.loads(stdout)["accepted"] == 4
+        sent = [json.loads(body)["data"][0] for _, _, body in receiver.requests]
+        assert {path for path, _, _ in receiver.requests} == {"/webhooks/oc/outbound"}
+        spelled = "In-delivery" if status == "In-delivery" else "Undeliverable return"
+        assert {item["status"] for item in sent} == {spelled}  # in OC's own spelling
+        for item in sent:  # and the simulator's look-ups say the same
+            assert simulator.sim.world.orders[item["orderNumber"]].status == spelled
+    async with _process(*args, "--status", "SHIPPED", env=env) as process:
+        _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 2
+    assert "not one of OC's order statuses" in stderr.decode()
+    async with _process(*args, "--status", "Packed", "--kind", "return", env=env) as process:
+        _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 2
+    assert "outbound callbacks only" in stderr.decode()

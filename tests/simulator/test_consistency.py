@@ -5,21 +5,23 @@ from __future__ import annotations
 from collections import Counter
 
 from gateway.simulator.data import SimCallback
-from gateway.simulator.entities import RESERVING_STATUSES
+from gateway.simulator.entities import ORDER_STATUSES, RESERVING_STATUSES
 from schemas import oc_api
 from schemas.callbacks import (
     InventoryCallback,
+    OcOutboundOrder,
     OutboundCallback,
     ReturnCallback,
     parse_callback,
 )
+from schemas.oc_status import OC_ORDER_STATUSES
 
 from .conftest import OcClient, RunningSimulator
 
 
-async def _next(oc: OcClient, count: int, kind: str) -> list[SimCallback]:
+async def _next(oc: OcClient, count: int, kind: str, **more: str) -> list[SimCallback]:
     response = await oc.http.post(
-        oc.base + "/_sim/callbacks/next", params={"count": count, "kind": kind}
+        oc.base + "/_sim/callbacks/next", params={"count": count, "kind": kind, **more}
     )
     assert response.status_code == 200
     return [SimCallback.from_json(c) for c in response.json()["callbacks"]]
@@ -121,3 +123,23 @@ async def test_a_return_callback_matches_the_return_query_and_return_stock(oc: O
             warehouses = {row.warehouse_code for row in stock.result.inventory_list}
             assert item.warehouse_code in warehouses
     assert restocked > 0
+
+
+async def test_callbacks_and_query_v2_speak_oc_s_statuses(oc: OcClient) -> None:
+    for status in ORDER_STATUSES:
+        [callback] = await _next(oc, 1, "outbound", status=status.upper().replace(" ", "_"))
+        item = parse_callback("outbound", callback.body).data[0]
+        assert isinstance(item, OcOutboundOrder)
+        assert item.raw_status() == status
+        query = {"data": {"orderNumberList": [{"orderNumber": item.order_number}]}}
+        answer = oc_api.parse_outbound_query_response(
+            (await oc.call("POST", oc_api.OUTBOUND_QUERY_PATH, query)).content
+        )
+        assert answer.data is not None
+        [order] = answer.data
+        assert order.raw_status() == status
+        assert order.normalized_status() == OC_ORDER_STATUSES[status] != "unknown"
+    for bad in ({"status": "SHIPPED"}, {"status": "Packed", "kind": "return"}):
+        response = await oc.http.post(oc.base + "/_sim/callbacks/next", params=bad)
+        assert response.status_code == 400
+        assert "status" in response.json()["error"]

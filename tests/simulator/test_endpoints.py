@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,7 +12,8 @@ import pytest
 from gateway.simulator.app import create_app, simulator_of
 from gateway.simulator.state import SimulatorConfig
 from schemas import oc_api
-from schemas.tolerant import format_oc_datetime
+from schemas.tolerant import format_oc_datetime, parse_oc_datetime
+from tests.schemas.oc_examples import RETURN_STOCK_REQUEST_DOC, RETURN_STOCK_RESPONSE
 from tests.simulation import serving
 
 from .conftest import CLIENT_KEY, SECRET_KEY, OcClient, RunningSimulator
@@ -285,6 +287,61 @@ async def test_return_stock_answers_the_documented_shape(
     assert {row.unique_id for row in page.inventory_list} == {stocked[0], seller}
     assert all(row.warehouse_code and row.length_unit == "cm" for row in page.inventory_list)
     assert response.json()["requestId"].startswith("sim-req-")
+
+
+async def test_return_stock_answers_oc_s_documented_example_as_oc_would(
+    oc: OcClient, simulator: RunningSimulator
+) -> None:
+    request = json.loads(RETURN_STOCK_REQUEST_DOC)
+    response = await oc.call("POST", oc_api.RETURN_STOCK_PATH, request)
+    answer = oc_api.parse_return_stock_response(response.content)
+    assert not answer.is_failure()
+    page = answer.result
+    assert page is not None
+    assert (page.page_number, page.page_size, page.has_next_page, page.total_page) == (
+        1,
+        20,
+        False,
+        1,
+    )
+    assert page.service_type == "SKU"
+    assert (page.request_count, page.success_count, page.failed_count) == (6, 5, 1)
+    assert page.failed_list == ["asdfg12345"]  # the odd one out
+    assert (page.success_count or 0) + (page.failed_count or 0) == page.request_count
+    asked = request["data"]["uniqueIdList"]
+    assert [row.unique_id for row in page.inventory_list] == asked[:5]
+
+    documented = json.loads(RETURN_STOCK_RESPONSE)["result"]
+    [example] = documented["inventoryList"]
+    rows = {row["uniqueId"]: row for row in response.json()["result"]["inventoryList"]}
+    for row in rows.values():  # every field of the page's response, none left empty
+        assert row.keys() == example.keys()
+        assert None not in row.values()
+        assert row["mfSkuId"] in simulator.sim.world.skus
+        put_away = parse_oc_datetime(row["putAwayTime"])
+        assert put_away < simulator.sim.world.epoch
+    assert {k: v for k, v in rows["DE01UC001"].items() if k != "putAwayTime"} == {
+        k: v for k, v in example.items() if k != "putAwayTime"
+    }
+    assert response.json()["result"].keys() == documented.keys()
+
+
+async def test_return_stock_pages_the_documented_example(oc: OcClient) -> None:
+    ids = json.loads(RETURN_STOCK_REQUEST_DOC)["data"]["uniqueIdList"]
+    seen: list[str] = []
+    for number in (1, 2, 3):
+        body = {
+            "data": {"serviceType": "SKU", "uniqueIdList": ids, "pageNumber": number, "pageSize": 2}
+        }
+        answer = oc_api.parse_return_stock_response(
+            (await oc.call("POST", oc_api.RETURN_STOCK_PATH, body)).content
+        )
+        assert answer.result is not None
+        result = answer.result
+        assert (result.total_page, result.has_next_page) == (3, number < 3)
+        assert (result.request_count, result.success_count, result.failed_count) == (6, 5, 1)
+        seen += [row.unique_id or "" for row in result.inventory_list]
+    assert seen == ids[:5]
 
 
 async def test_return_stock_limits(oc: OcClient) -> None:

@@ -9,8 +9,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from gateway.simulator.data import World, WorldSize
-from gateway.simulator.entities import HELD_RETURN_STATUSES, RESERVING_STATUSES
-from schemas.callbacks import parse_callback
+from gateway.simulator.entities import (
+    HELD_RETURN_STATUSES,
+    ORDER_EXITS,
+    ORDER_FLOW,
+    ORDER_LIFE,
+    ORDER_STATUSES,
+    RESERVING_STATUSES,
+)
+from gateway.simulator.orders import advance_order, create_order, move_order, route
+from schemas.callbacks import parse_callback, parse_outbound_callback
+from schemas.oc_status import OC_ORDER_STATUSES
 
 EPOCH = datetime(2026, 11, 1, 12, tzinfo=UTC)
 
@@ -83,7 +92,7 @@ def test_different_seeds_build_different_worlds() -> None:
 def test_the_initial_world_has_orders_at_every_stage_and_returns() -> None:
     world = _world()
     statuses = {o.status for o in world.orders.values()}
-    assert {"CREATED", "ALLOCATED", "PACKED", "SHIPPED", "DELIVERED"} <= statuses
+    assert set(ORDER_LIFE) - {"Draft"} <= statuses  # Draft only when asked for
     assert world.returns
     assert all(o.created_at < EPOCH for o in world.orders.values())
     _assert_consistent(world)
@@ -131,7 +140,7 @@ def test_shipping_consumes_the_reservation() -> None:
     shipped = 0
     for callback in world.next_callbacks(600, "outbound"):
         item = json.loads(callback.body)["data"][0]
-        if item["status"] != "SHIPPED":
+        if item["status"] != "Outbound":
             continue
         order = world.orders[callback.entity_key]
         assert item["trackingNumberList"][0]["trackingNumber"]
@@ -166,3 +175,116 @@ def test_times_move_forward_per_entity() -> None:
 
 def _iso(oc_time: str) -> str:
     return datetime.strptime(oc_time, "%Y-%m-%dT%H:%M:%S%z").astimezone(UTC).isoformat()
+
+
+def _allowed(before: str, after: str) -> bool:
+    return ORDER_FLOW.get(before) == after or after in dict(ORDER_EXITS.get(before, ()))
+
+
+def test_outbound_callbacks_move_through_oc_s_statuses_in_oc_s_order() -> None:
+    assert list(ORDER_STATUSES) == list(OC_ORDER_STATUSES)  # exactly OC's, in OC's order
+    world = _world()
+    seen: Counter[str] = Counter()
+    for _ in range(3000):
+        orders_before = {n: o.status for n, o in world.orders.items()}
+        [callback] = world.next_callbacks(1, "outbound")
+        status = json.loads(callback.body)["data"][0]["status"]
+        before = orders_before.get(callback.entity_key)
+        if before is None:
+            assert status == "Submitted"  # a new order
+        else:
+            assert _allowed(before, status), (callback.entity_key, before, status)
+        seen[status] += 1
+    assert set(ORDER_LIFE) - {"Draft"} <= set(seen)
+    assert {"Cancelled", "failed", "Exception"} <= set(seen)
+
+
+def test_orders_end_delivered_or_in_a_side_exit() -> None:
+    world = _world()
+    ends: Counter[str] = Counter()
+    for _ in range(400):
+        order = create_order(world, world.now())
+        visited = [order.status]
+        while not order.is_final:
+            advance_order(world, order, world.now_after(order.status_time))
+            assert _allowed(visited[-1], order.status)
+            visited.append(order.status)
+        ends[order.status] += 1
+    assert set(ends) == {"Delivered", "Cancelled", "failed", "Undeliverable return"}
+    assert ends["Delivered"] > sum(ends.values()) * 0.8
+    _assert_consistent(world)
+
+
+@pytest.mark.parametrize(
+    ("target", "steps"),
+    [
+        ("Submitted", []),
+        ("Picked", ["Accepted", "Create picking task", "Picked"]),
+        ("Cancelled", ["Cancelled"]),
+        ("failed", ["failed"]),
+        (
+            "Undeliverable return",
+            [*ORDER_LIFE[2:8], "Exception", "Undeliverable return"],
+        ),
+    ],
+)
+def test_an_order_reaches_any_status_the_shortest_way(target: str, steps: list[str]) -> None:
+    assert route(target) == steps
+
+
+def test_draft_is_reached_only_by_starting_there() -> None:
+    assert route("Draft", start="Draft") == []
+    with pytest.raises(ValueError, match="cannot get"):
+        route("Draft")
+
+
+@pytest.mark.parametrize("status", ORDER_STATUSES)
+def test_a_callback_can_be_asked_for_in_any_of_oc_s_statuses(status: str) -> None:
+    world = _world()
+    before = set(world.orders)
+    callbacks = world.next_callbacks(3, status=status)
+    for callback in callbacks:
+        assert callback.kind == "outbound"
+        assert callback.entity_key not in before  # a new order each time
+        [item] = json.loads(callback.body)["data"]
+        assert item["status"] == status
+        assert world.orders[callback.entity_key].status == status
+        [order] = parse_outbound_callback(callback.body).data
+        assert order.normalized_status() == OC_ORDER_STATUSES[status]
+    _assert_consistent(world)
+
+
+def test_asking_for_a_status_oc_does_not_show_changes_nothing() -> None:
+    world = _world()
+    summary = world.summary()
+    with pytest.raises(ValueError, match="not one of OC"):
+        world.next_callbacks(1, status="SHIPPED")
+    with pytest.raises(ValueError, match="outbound"):
+        world.next_callbacks(1, "return", status="Packed")
+    assert world.summary() == summary
+
+
+def test_a_draft_reserves_nothing_until_submitted_and_fails_if_its_stock_went() -> None:
+    world = _world()
+    [callback] = world.next_callbacks(1, status="Draft")
+    draft = world.orders[callback.entity_key]
+    assert not [m for m in world.movements if m.order_number == draft.order_number]
+    for line in draft.lines:  # its stock goes meanwhile
+        cell = world.cell(line.mf_sku_id, draft.region)
+        world.move_stock(
+            line.mf_sku_id,
+            draft.region,
+            available=-cell.available,
+            reason="ADJ",
+            order_number=None,
+            at=world.now(),
+        )
+    move_order(world, draft, "Submitted", world.now_after(draft.status_time))
+    assert draft.status == "failed"
+    assert draft.is_final
+    [callback] = world.next_callbacks(1, status="Draft")
+    stocked = world.orders[callback.entity_key]
+    move_order(world, stocked, "Submitted", world.now_after(stocked.status_time))
+    assert stocked.status == "Submitted"
+    assert {m.reason for m in world.movements if m.order_number == stocked.order_number} == {"ALC"}
+    _assert_consistent(world)
