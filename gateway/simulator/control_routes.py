@@ -6,6 +6,7 @@
 - POST /_sim/callbacks/next?count=N[&kind=outbound|return|inventory]: advance the world and
   return the callbacks OC would send, bodies as exact strings (for a separate sender).
 - POST /_sim/tokens/expire: expire every access token now (refresh tokens stay valid).
+- POST /_sim/codes/expire: expire every unused authorization code now.
 - GET  /_sim/world: a summary; GET /_sim/orders/{orderNumber}: one order as OC sees it.
 """
 
@@ -80,6 +81,10 @@ async def expire_tokens(request: Request) -> Response:
     return JSONResponse({"expired": _sim(request).auth.expire_access_tokens()})
 
 
+async def expire_codes(request: Request) -> Response:
+    return JSONResponse({"expired": _sim(request).auth.expire_codes()})
+
+
 async def world(request: Request) -> Response:
     sim = _sim(request)
     return JSONResponse({**sim.world.summary(), "faults": sim.faults.settings.model_dump()})
@@ -100,6 +105,7 @@ def control_routes() -> list[Route]:
         Route("/_sim/faults/reset", reset_faults, methods=["POST"]),
         Route("/_sim/callbacks/next", next_callbacks, methods=["POST"]),
         Route("/_sim/tokens/expire", expire_tokens, methods=["POST"]),
+        Route("/_sim/codes/expire", expire_codes, methods=["POST"]),
         Route("/_sim/world", world, methods=["GET"]),
         Route("/_sim/orders/{order_number}", order, methods=["GET"]),
     ]
