@@ -18,6 +18,7 @@
     │   ├── OcAuthError               retryable once after a token refresh
     │   ├── OcRejected                permanent: OC understood and said no (4xx, success:false)
     │   └── OcUnavailable             retryable later: breaker open or time budget spent
+    ├── LoginFailed                   `gateway oc login` got no grant (state, code, OC, timeout)
     └── ProcessingError               permanent for this record: goes to the DLQ
 
 `retryable` tells the single retrying layer whether trying again can help.
@@ -129,6 +130,12 @@ class OcUnavailable(OcError):
     """OC is considered down (breaker open) or the time budget for a look-up is spent."""
 
     retryable = True
+
+
+class LoginFailed(GatewayError):
+    """`gateway oc login` ended without tokens; the message says why and what to do."""
+
+    code = "login_failed"
 
 
 class ProcessingError(GatewayError):
