@@ -1,4 +1,4 @@
-"""The `gateway` command: serve, simulate, replay, dlq, reconcile, settings.
+"""The `gateway` command: serve, simulate, replay, dlq, reconcile, oc, settings.
 
 Each sub-command lives with the package it drives and registers itself here through a
 `register(subparsers)` function, so this module stays a table of contents.
@@ -16,6 +16,7 @@ Handler = Callable[[argparse.Namespace], int]
 def build_parser() -> argparse.ArgumentParser:
     import gateway.commands.dlq
     import gateway.commands.events
+    import gateway.commands.oc
     import gateway.commands.reconcile
     import gateway.commands.replay
     import gateway.commands.settings_doc
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     gateway.commands.dlq.register(commands)
     gateway.commands.replay.register(commands)
     gateway.commands.reconcile.register(commands)
+    gateway.commands.oc.register(commands)
     gateway.simulator.cli.register(commands)
     gateway.commands.settings_doc.register(commands)
     return parser

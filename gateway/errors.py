@@ -18,6 +18,7 @@
     │   ├── OcAuthError               refreshed and retried once by auth.py, then permanent
     │   ├── OcRejected                permanent: OC understood and said no (4xx, success:false)
     │   └── OcUnavailable             not now: breaker open or time budget spent
+    ├── LoginFailed                   `gateway oc login` got no grant (state, code, OC, timeout)
     └── ProcessingError               permanent for this record: goes to the DLQ
 
 `retryable` tells the one retry layer (gateway/retry.py) whether trying the same thing
@@ -129,6 +130,12 @@ class OcRejected(OcError):
 class OcUnavailable(OcError):
     """OC is considered down (breaker open) or the time budget for a look-up is spent:
     not retried at once; the caller tries again later (a follow-up, the next run)."""
+
+
+class LoginFailed(GatewayError):
+    """`gateway oc login` ended without tokens; the message says why and what to do."""
+
+    code = "login_failed"
 
 
 class ProcessingError(GatewayError):

@@ -214,10 +214,14 @@ class Settings(BaseSettings):
     )
     oc_refresh_token: SecretStr = Field(
         SecretStr(""),
-        description="Initial OAuth refresh token; rotated ones are kept in the token store.",
+        description="First refresh token of the OAuth grant (`gateway oc login "
+        "--print-secret` prints it); a token other than the store's grant wins over the "
+        "store. Empty: start from the token store (`gateway oc login` writes it).",
     )
     oc_token_store: Path | None = Field(
-        None, description="File holding rotated OAuth tokens (default: <data_dir>/oc-token.json)."
+        None,
+        description="File holding the newest OAuth refresh token, mode 0600 (default: "
+        "<data_dir>/oc-token.json). Processes sharing it take turns to refresh.",
     )
     oc_timeout_s: float = Field(10.0, gt=0, description="Timeout of one OC HTTP request.")
     oc_total_timeout_s: float = Field(

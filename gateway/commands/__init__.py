@@ -1,1 +1,1 @@
-"""Operator commands beside `serve`: events, dlq, replay, settings (one module each)."""
+"""Operator commands beside `serve`: events, dlq, replay, reconcile, oc, settings."""

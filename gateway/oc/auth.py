@@ -3,16 +3,19 @@
 Every business request gets `Access-Token: Bearer <token>`, `clientKey` and the
 `vAuthorization` signature over its exact path and body bytes. The access token is
 refreshed with the refresh token a little before it expires (`refresh_margin_s`), under a
-lock, so concurrent requests share one refresh. A rotated refresh token is persisted
-before it is used. When OC refuses the token (HTTP 401, or HTTP 200 with an auth failure
-in either envelope) the request is retried once: after a refresh, unless another request
-refreshed the token meanwhile. A second refusal is handed back to the caller as is.
+lock, so concurrent requests share one refresh. Each refresh also holds the token store's
+lock file and starts from the token stored now (another process sharing the store may
+have rotated it); a rotated refresh token is persisted before it is used. When OC refuses
+the token (HTTP 401, or HTTP 200 with an auth failure in either envelope) the request is
+retried once: after a refresh, unless another request refreshed the token meanwhile. A
+second refusal is handed back to the caller as is.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Generator
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Generator
 
 import httpx
 from pydantic import ValidationError
@@ -21,7 +24,7 @@ from gateway.clock import Clock
 from gateway.errors import OcAuthError, OcTransient
 from gateway.oc.responses import OcThrottled, is_auth_failure, retry_after_s
 from gateway.oc.signing import CLIENT_KEY_HEADER, SIGNATURE_HEADER, oc_signature
-from gateway.oc.tokens import TokenStore
+from gateway.oc.tokens import StoredToken, StoreLocked, TokenStore, newest
 from gateway.ops.metrics import Metrics
 from schemas.oc_api import ACCESS_TOKEN_TTL_S, TokenRequest, parse_token_response
 
@@ -58,6 +61,7 @@ class OcAuth(httpx.Auth):
         self._store = store
         self._clock = clock
         self._metrics = metrics
+        self._bootstrap = bootstrap_refresh_token
         start = store.starting_point(bootstrap_refresh_token)
         self._refresh_token, self._seed = start.refresh_token, start.seed
         self._access_token: str | None = None
@@ -82,9 +86,11 @@ class OcAuth(httpx.Auth):
         for attempt in (1, 2):
             async with self._lock:
                 if self._needs_refresh(refused):
-                    answer = yield self._refresh_request()
-                    await answer.aread()
-                    await self._accept(answer)
+                    async with self._store_locked():
+                        await self._take_newest()
+                        answer = yield self._refresh_request()
+                        await answer.aread()
+                        await self._accept(answer)
                 token = self._access_token
             assert token is not None  # _accept raises unless it stored a token
             self.sign(request, token)
@@ -93,6 +99,26 @@ class OcAuth(httpx.Auth):
             if attempt == 2 or not is_auth_failure(request.url.path, response):
                 return
             refused = token
+
+    @contextlib.asynccontextmanager
+    async def _store_locked(self) -> AsyncIterator[None]:
+        try:
+            async with self._store.locked():
+                yield
+        except StoreLocked:
+            self._metrics.oc_token_refreshes.labels("error").inc()
+            raise OcTransient(
+                f"the OC token store {self._store.path} stayed locked by another process",
+                endpoint=TOKEN_ENDPOINT,
+            ) from None
+
+    async def _take_newest(self) -> None:
+        """Start from the stored token when another process sharing the store rotated
+        ours (or, with no bootstrap token configured, a new login replaced the grant)."""
+        held = StoredToken(self._refresh_token, self._seed)
+        stored = await asyncio.to_thread(self._store.load)
+        chosen = newest(stored, self._bootstrap, held)
+        self._refresh_token, self._seed = chosen.refresh_token, chosen.seed
 
     def _needs_refresh(self, refused: str | None) -> bool:
         if self._access_token is None or self._access_token == refused:
@@ -129,10 +155,10 @@ class OcAuth(httpx.Auth):
             refused = answer.is_auth_failure() or 400 <= status < 500
             self._metrics.oc_token_refreshes.labels("rejected" if refused else "error").inc()
             error = OcAuthError if refused else OcTransient
-            raise error(
-                f"OC token refresh failed: HTTP {status} {answer.error or 'no access token'}",
-                endpoint=TOKEN_ENDPOINT,
-            )
+            detail = answer.error or "no access token"
+            if answer.error_description:
+                detail += f": {answer.error_description}"
+            raise error(f"OC token refresh failed: HTTP {status} {detail}", endpoint=TOKEN_ENDPOINT)
         if answer.refresh_token and answer.refresh_token != self._refresh_token:
             await asyncio.to_thread(self._store.save, answer.refresh_token, self._seed)
             self._refresh_token = answer.refresh_token

@@ -1,7 +1,9 @@
 """The simulated OC account's OAuth state, and the header checks of business calls.
 
-Authorization codes are single-use and bound to their redirect_uri; access tokens live
-`token_ttl_s`; refresh tokens live a year and, when rotation is on, die once used. The
+Authorization codes live `CODE_TTL_S`, work once (the first exchange attempt uses them up)
+and only with the redirect_uri they were issued for; a refused exchange says which rule it
+broke. Access tokens live `token_ttl_s`; refresh tokens live a year and, when rotation is
+on, die once used. The
 refresh token `sim-refresh-token` is always accepted so developers can start without a
 browser. Business calls carry `clientKey`, `vAuthorization` (MD5 over
 path|body|clientKey|secretKey, gateway.oc.signing) and `Access-Token: Bearer <token>`.
@@ -34,6 +36,13 @@ class OAuthError(Exception):
         self.error, self.description, self.status = error, description, status
 
 
+@dataclass(slots=True)
+class _Code:
+    redirect_uri: str
+    expires: float
+    used: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class Grant:
     access_token: str
@@ -54,25 +63,42 @@ class AuthStore:
         self.token_ttl_s = token_ttl_s
         self.rotate_refresh_tokens = rotate_refresh_tokens
         self._clock = clock
-        self._codes: dict[str, tuple[str, float]] = {}
+        self._codes: dict[str, _Code] = {}
         self._access: dict[str, float] = {}
         self._refresh: dict[str, float] = {}
 
     def authorize(self, client_id: str, redirect_uri: str) -> str:
         """A new single-use authorization code (the user approves at once)."""
         self._check_client(client_id)
+        now = self._clock()
+        # Codes are remembered for a while after they expire, to say why one is refused.
+        for old in [c for c, issued in self._codes.items() if issued.expires < now - CODE_TTL_S]:
+            del self._codes[old]
         code = secrets.token_urlsafe(24)
-        self._codes[code] = (redirect_uri, self._clock() + CODE_TTL_S)
+        self._codes[code] = _Code(redirect_uri, now + CODE_TTL_S)
         return code
 
     def exchange_code(self, client_id: str, code: str, redirect_uri: str) -> Grant:
         self._check_client(client_id)
-        issued = self._codes.pop(code, None)
-        if issued is None or issued[1] < self._clock():
-            raise OAuthError("invalid_grant", "authorization code is invalid, used or expired")
-        if issued[0] != redirect_uri:
+        issued = self._codes.get(code)
+        if issued is None:
+            raise OAuthError("invalid_grant", "authorization code is unknown")
+        if issued.used:
+            raise OAuthError("invalid_grant", "authorization code was already used")
+        issued.used = True
+        if issued.expires <= self._clock():
+            raise OAuthError("invalid_grant", "authorization code has expired")
+        if issued.redirect_uri != redirect_uri:
             raise OAuthError("invalid_grant", "redirect_uri does not match the authorization")
         return self._issue(refresh_token=None)
+
+    def expire_codes(self) -> int:
+        """Make every unused authorization code expired now."""
+        now = self._clock()
+        unused = [issued for issued in self._codes.values() if not issued.used]
+        for issued in unused:
+            issued.expires = min(issued.expires, now)
+        return len(unused)
 
     def refresh(self, client_id: str, refresh_token: str) -> Grant:
         self._check_client(client_id)

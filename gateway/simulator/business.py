@@ -108,10 +108,10 @@ def _check(sim: Simulator, endpoint: Endpoint, request: Request, body: bytes) ->
 async def _answer(sim: Simulator, endpoint: Endpoint, request: Request) -> Response:
     body = await request.body()
     message_id = _message_id(body)
-    delay = sim.faults.latency_s()
+    delay = sim.faults.latency_s(endpoint.name)
     if delay > 0:
         await asyncio.sleep(delay)
-    fault = sim.faults.decide()
+    fault = sim.faults.decide(endpoint.name)
     if fault is not None:
         sim.stats.record(endpoint.name, fault.kind)
         return _fault_response(sim, endpoint, fault, message_id)

@@ -8,6 +8,7 @@
   separate sender). `status` (one of OC's outbound order statuses, e.g. `In-delivery`;
   case, spaces and `-` do not matter) makes each one about a new order taken to it.
 - POST /_sim/tokens/expire: expire every access token now (refresh tokens stay valid).
+- POST /_sim/codes/expire: expire every unused authorization code now.
 - GET  /_sim/world: a summary; GET /_sim/orders/{orderNumber}: one order as OC sees it.
 """
 
@@ -91,6 +92,10 @@ async def expire_tokens(request: Request) -> Response:
     return JSONResponse({"expired": _sim(request).auth.expire_access_tokens()})
 
 
+async def expire_codes(request: Request) -> Response:
+    return JSONResponse({"expired": _sim(request).auth.expire_codes()})
+
+
 async def world(request: Request) -> Response:
     sim = _sim(request)
     return JSONResponse({**sim.world.summary(), "faults": sim.faults.settings.model_dump()})
@@ -111,6 +116,7 @@ def control_routes() -> list[Route]:
         Route("/_sim/faults/reset", reset_faults, methods=["POST"]),
         Route("/_sim/callbacks/next", next_callbacks, methods=["POST"]),
         Route("/_sim/tokens/expire", expire_tokens, methods=["POST"]),
+        Route("/_sim/codes/expire", expire_codes, methods=["POST"]),
         Route("/_sim/world", world, methods=["GET"]),
         Route("/_sim/orders/{order_number}", order, methods=["GET"]),
     ]

@@ -49,6 +49,11 @@ class FaultSettings(BaseModel):
     rotate_refresh_tokens: bool = Field(
         False, description="Issue a new refresh token on every refresh (the old one dies)."
     )
+    endpoints: list[str] = Field(
+        default_factory=list,
+        description="Endpoint names (as in /_sim/stats, e.g. return_orders, oauth_token) "
+        "that latency, errors, 429s and outages apply to; empty: every endpoint.",
+    )
 
     @field_validator("outage_until", mode="before")
     @classmethod
@@ -87,11 +92,17 @@ class FaultInjector:
         self.settings = self.settings.updated(changes, self._wall_clock())
         return self.settings
 
+    def applies_to(self, endpoint: str) -> bool:
+        """Whether the faults concern `endpoint` (every endpoint unless some are named)."""
+        return not self.settings.endpoints or endpoint in self.settings.endpoints
+
     def is_down(self) -> bool:
         until = self.settings.outage_until
         return self.settings.down or (until is not None and self._wall_clock() < until)
 
-    def latency_s(self) -> float:
+    def latency_s(self, endpoint: str = "") -> float:
+        if not self.applies_to(endpoint):
+            return 0.0
         jitter = (
             self._rng.uniform(0, self.settings.latency_jitter_ms)
             if (self.settings.latency_jitter_ms)
@@ -99,9 +110,11 @@ class FaultInjector:
         )
         return (self.settings.latency_ms + jitter) / 1000
 
-    def decide(self) -> Fault | None:
-        """The misbehaviour for the next request, or None to answer normally."""
+    def decide(self, endpoint: str = "") -> Fault | None:
+        """The misbehaviour for the next request to `endpoint`, or None to answer normally."""
         s = self.settings
+        if not self.applies_to(endpoint):
+            return None
         if self.is_down():
             return Fault("outage", 503, s.retry_after_s)
         roll = self._rng.random()

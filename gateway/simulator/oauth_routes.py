@@ -27,10 +27,10 @@ def _error(exc: OAuthError) -> JSONResponse:
 
 
 async def _fault(sim: Simulator, endpoint: str) -> Response | None:
-    delay = sim.faults.latency_s()
+    delay = sim.faults.latency_s(endpoint)
     if delay > 0:
         await asyncio.sleep(delay)
-    fault = sim.faults.decide()
+    fault = sim.faults.decide(endpoint)
     if fault is None:
         return None
     sim.stats.record(endpoint, fault.kind)

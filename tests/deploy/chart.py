@@ -31,6 +31,15 @@ CASES: dict[str, tuple[str, tuple[str, ...]]] = {
         KAFKA_SCENARIO,
         ("kafka.securityProtocol=SSL", "kafka.tls.certKey=user.crt", "kafka.tls.keyKey=user.key"),
     ),
+    # OC's refresh token from `gateway oc login --print-secret`, one token store for all pods.
+    "kafka-shared-token-store": (
+        KAFKA_SCENARIO,
+        (
+            "processor.separate=true",
+            "oc.refreshTokenSecret.name=ocgw-oc-oauth",
+            "oc.tokenStore.existingClaim=oc-token-rwx",
+        ),
+    ),
 }
 # The oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and the newest that
 # kubernetes-validate ships schemas for; every manifest is validated against both.

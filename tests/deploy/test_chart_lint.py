@@ -68,6 +68,12 @@ def test_every_scenario_is_covered() -> None:
         ),
         pytest.param(["persistence.kafkaMode=pvc"], "/persistence/kafkaMode", id="volume-kind"),
         pytest.param(["image.digest=latest"], "/image/digest", id="digest"),
+        pytest.param(["oc.tokenStore.claim=x"], "'claim' not allowed", id="token-store-typo"),
+        pytest.param(
+            ["oc.refreshTokenSecret.name=Not_A_Name"],
+            "/oc/refreshTokenSecret/name",
+            id="token-secret-name",
+        ),
     ],
 )
 def test_schema_rejects(helm: Path, sets: list[str], message: str) -> None:
@@ -102,6 +108,11 @@ def test_schema_accepts_secret_from_value_from_in_extra_env(helm: Path) -> None:
         ("kafka-sasl-tls", ["kafka.tls.certKey=tls.crt"], "certKey and keyKey together"),
         ("kafka-sasl-tls", ["kafka.securityProtocol=PLAINTEXT"], "not SSL or SASL_SSL"),
         ("kafka-sasl-tls", ["metrics.prometheusRule.runbookBaseUrl="], "runbookBaseUrl"),
+        (
+            "kafka-sasl-tls",
+            ["oc.tokenStore.existingClaim=rwx", "config.GATEWAY_OC_TOKEN_STORE=/data/t.json"],
+            "remove it from config",
+        ),
     ],
 )
 def test_impossible_combinations_fail_to_render(

@@ -218,6 +218,36 @@ def test_processor_split_runs_two_deployments(rendered: Rendered) -> None:
 # --- every case ----------------------------------------------------------------------------
 
 
+def test_every_pod_reads_ocs_refresh_token_and_shares_one_token_store(
+    rendered: Rendered,
+) -> None:
+    manifests = rendered["kafka-shared-token-store"]
+    workloads = list(containers(manifests))
+    assert len(workloads) == 2  # the gateway and the separate processor
+    for deployment, container in workloads:
+        env = _env(container)
+        assert env["GATEWAY_OC_REFRESH_TOKEN"]["valueFrom"] == {
+            "secretKeyRef": {"name": "ocgw-oc-oauth", "key": "GATEWAY_OC_REFRESH_TOKEN"}
+        }
+        store = Path(env["GATEWAY_OC_TOKEN_STORE"]["value"])
+        (mount,) = [m for m in container["volumeMounts"] if m["name"] == "oc-token-store"]
+        assert store.parent == Path(mount["mountPath"])
+        assert not mount.get("readOnly"), "refreshes write the rotated token"
+        volume = _volume(deployment, "oc-token-store")
+        assert volume["persistentVolumeClaim"] == {"claimName": "oc-token-rwx"}
+    assert "GATEWAY_OC_TOKEN_STORE" not in config_data(manifests)
+    assert not of_kind(manifests, "PersistentVolumeClaim"), "the claim is the operator's"
+
+
+@pytest.mark.parametrize("case", [name for name in CASES if name != "kafka-shared-token-store"])
+def test_by_default_each_pod_keeps_its_token_store_in_its_data_directory(
+    rendered: Rendered, case: str
+) -> None:
+    for deployment, container in containers(rendered[case]):
+        assert {"GATEWAY_OC_REFRESH_TOKEN", "GATEWAY_OC_TOKEN_STORE"}.isdisjoint(_env(container))
+        assert "oc-token-store" not in {v["name"] for v in _pod_spec(deployment)["volumes"]}
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_pods_are_locked_down(rendered: Rendered, case: str) -> None:
     for deployment, container in containers(rendered[case]):

@@ -70,6 +70,26 @@ def test_notes_warn_about_insecure_mode(helm: Path, tmp_path: Path) -> None:
     assert "WARNING: GATEWAY_INSECURE_ALLOW_UNVERIFIED is on" in notes
 
 
+def test_notes_say_where_ocs_tokens_come_from_and_live(helm: Path, tmp_path: Path) -> None:
+    per_pod = render_notes(helm, tmp_path / "per-pod", "kafka-sasl-tls")
+    assert "OC's API: https://oc-api.example.com" in per_pod
+    assert "GATEWAY_OC_REFRESH_TOKEN in existingSecret" in per_pod
+    assert "Token store: per pod" in per_pod
+    assert "if OC rotates refresh tokens, set oc.tokenStore.existingClaim" in per_pod
+    assert "exec deploy/ocgw-oc-event-gateway -- gateway oc check" in per_pod
+    shared = render_notes(
+        helm,
+        tmp_path / "shared",
+        "kafka-sasl-tls",
+        "oc.refreshTokenSecret.name=ocgw-oc-oauth",
+        "oc.tokenStore.existingClaim=oc-token-rwx",
+    )
+    assert "from the Secret ocgw-oc-oauth (key GATEWAY_OC_REFRESH_TOKEN)" in shared
+    assert "shared by every pod, on the claim oc-token-rwx" in shared
+    assert "if OC rotates" not in shared
+    assert "OC's API" not in render_notes(helm, tmp_path / "none", "minimal")
+
+
 def test_go_binary_reports_the_module_version_it_was_built_from(helm: Path) -> None:
     go = go_command()
     assert built_version(go, helm, TOOLS["helm"].module) == TOOLS["helm"].version

@@ -48,6 +48,8 @@ def test_the_quick_start_has_exactly_two_commands_and_ci_runs_one_of_them() -> N
         "reconcile",
         "settings",
         "simulate serve",
+        "oc login",
+        "oc check",
     ],
 )
 def test_the_commands_the_readme_names_exist(command: str) -> None:

@@ -147,3 +147,28 @@ async def test_counters_per_endpoint_and_outcome(oc: OcClient, simulator: Runnin
     assert stats["callbacksGenerated"] == 4
     cleared = (await oc.http.post(oc.base + "/_sim/stats/reset")).json()
     assert (cleared["total"], cleared["endpoints"]) == (0, {})
+
+
+async def test_faults_can_be_limited_to_named_endpoints(
+    oc: OcClient, simulator: RunningSimulator
+) -> None:
+    await _set(oc, endpoints=["return_stock"], error_rate=1.0, down=False)
+    assert (await _snapshot(oc)).status_code == 200
+    stock = await oc.call("POST", oc_api.RETURN_STOCK_PATH, {"data": {"uniqueIdList": ["x"]}})
+    assert stock.status_code == 500
+    assert simulator.sim.stats.count("return_stock", "fault_500") == 1
+    await _set(oc, endpoints=["oauth_token"], down=True)
+    assert (await _snapshot(oc)).status_code == 200  # the business API stays up
+    refused = await oc.http.post(
+        oc.base + "/oauth/token",
+        params={"client_id": "x", "grant_type": "refresh_token", "refresh_token": "y"},
+    )
+    assert refused.status_code == 503
+
+
+def test_an_injector_limited_to_endpoints_leaves_the_others_alone() -> None:
+    injector = FaultInjector(FaultSettings(error_rate=1.0, endpoints=["a"]), seed=1)
+    assert injector.decide("a") is not None
+    assert injector.decide("b") is None
+    assert injector.latency_s("b") == 0.0
+    assert FaultInjector(FaultSettings(error_rate=1.0), seed=1).decide("b") is not None

@@ -64,12 +64,38 @@ async def test_a_code_works_once_and_only_with_its_redirect_uri(oc: OcClient) ->
     wrong = await _token(oc, TokenRequest.authorization_code(CLIENT_KEY, code, "https://evil"))
     assert wrong.status_code == 400
     assert parse_token_response(wrong.content).error == "invalid_grant"
+    assert "redirect_uri does not match" in (
+        parse_token_response(wrong.content).error_description or ""
+    )
     code = await _authorize(oc)
     first = await _token(oc, TokenRequest.authorization_code(CLIENT_KEY, code, REDIRECT))
     assert first.status_code == 200
     again = await _token(oc, TokenRequest.authorization_code(CLIENT_KEY, code, REDIRECT))
     assert again.status_code == 400
     assert parse_token_response(again.content).is_auth_failure()
+    assert parse_token_response(again.content).error_description == (
+        "authorization code was already used"
+    )
+    unknown = await _token(oc, TokenRequest.authorization_code(CLIENT_KEY, "made-up", REDIRECT))
+    assert (
+        parse_token_response(unknown.content).error_description == "authorization code is unknown"
+    )
+
+
+async def test_codes_can_be_expired_on_demand(oc: OcClient) -> None:
+    code = await _authorize(oc)
+    expired = await oc.http.post(oc.base + "/_sim/codes/expire")
+    assert expired.json() == {"expired": 1}
+    late = await _token(oc, TokenRequest.authorization_code(CLIENT_KEY, code, REDIRECT))
+    assert late.status_code == 400
+    answer = parse_token_response(late.content)
+    assert (answer.error, answer.error_description) == (
+        "invalid_grant",
+        "authorization code has expired",
+    )
+    fresh = await _authorize(oc)  # codes issued after still work
+    ok = await _token(oc, TokenRequest.authorization_code(CLIENT_KEY, fresh, REDIRECT))
+    assert ok.status_code == 200
 
 
 async def test_bad_token_requests_are_refused_like_oauth(oc: OcClient) -> None:

@@ -118,6 +118,15 @@ for the process to exit before Kubernetes sends SIGKILL.
 {{- end }}
 
 {{/*
+Where the shared OC token store is mounted (oc.tokenStore.existingClaim), and its file.
+*/}}
+{{- define "oc-event-gateway.tokenStoreMount" -}}/oc-token-store{{- end }}
+
+{{- define "oc-event-gateway.tokenStorePath" -}}
+{{- include "oc-event-gateway.tokenStoreMount" . }}/oc-token.json
+{{- end }}
+
+{{/*
 Render a config value as an environment variable string: lists are comma-separated and
 whole numbers keep their integer form (values arrive as float64).
 */}}
@@ -162,6 +171,9 @@ Combinations the chart refuses, each with the reason. Included by every workload
 {{- end }}
 {{- if and (or .Values.kafka.tls.certKey .Values.kafka.tls.keyKey) (not .Values.kafka.tls.existingSecret) }}
 {{- fail "kafka.tls.certKey/keyKey name keys of kafka.tls.existingSecret, which is empty" }}
+{{- end }}
+{{- if and .Values.oc.tokenStore.existingClaim (hasKey .Values.config "GATEWAY_OC_TOKEN_STORE") }}
+{{- fail "oc.tokenStore.existingClaim sets GATEWAY_OC_TOKEN_STORE to the shared claim: remove it from config" }}
 {{- end }}
 {{- if and .Values.metrics.prometheusRule.enabled (not .Values.metrics.prometheusRule.runbookBaseUrl) }}
 {{- fail "metrics.prometheusRule.runbookBaseUrl is required: the URL of helm/README.md in your repository (each alert links to its section)" }}

@@ -75,6 +75,19 @@ spec:
               key: {{ .key }}
         {{- end }}
         {{- end }}
+        {{- with $values.oc.refreshTokenSecret }}
+        {{- if .name }}
+        - name: GATEWAY_OC_REFRESH_TOKEN
+          valueFrom:
+            secretKeyRef:
+              name: {{ .name }}
+              key: {{ .key }}
+        {{- end }}
+        {{- end }}
+        {{- if $values.oc.tokenStore.existingClaim }}
+        - name: GATEWAY_OC_TOKEN_STORE
+          value: {{ include "oc-event-gateway.tokenStorePath" $root | quote }}
+        {{- end }}
         {{- with $values.extraEnv }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
@@ -111,6 +124,10 @@ spec:
           mountPath: /etc/gateway/kafka-tls
           readOnly: true
         {{- end }}
+        {{- if $values.oc.tokenStore.existingClaim }}
+        - name: oc-token-store
+          mountPath: {{ include "oc-event-gateway.tokenStoreMount" $root }}
+        {{- end }}
         {{- with $values.extraVolumeMounts }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
@@ -139,6 +156,13 @@ spec:
             path: {{ . }}
           {{- end }}
     {{- end }}
+    {{- end }}
+    {{- with $values.oc.tokenStore.existingClaim }}
+    # One OC token store for every pod of the release (ReadWriteMany): a refresh token OC
+    # rotates reaches all replicas (helm/README.md, "Connecting to OC").
+    - name: oc-token-store
+      persistentVolumeClaim:
+        claimName: {{ . }}
     {{- end }}
     {{- with $values.extraVolumes }}
     {{- toYaml . | nindent 4 }}
