@@ -36,6 +36,7 @@ class Children:
             child = self._children[values] = self._metric.labels(*values)
         return child
 
+
 _LATENCY_BUCKETS = (
     0.0005,
     0.001,

@@ -29,9 +29,11 @@ class Tracing:
         self._tracer: Any = None
         self._propagator: Any = None
         self._kinds: Any = None
+        self._trace: Any = None
         if not self.enabled:
             return
         try:
+            from opentelemetry import trace
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
             from opentelemetry.sdk.resources import Resource
             from opentelemetry.sdk.trace import TracerProvider
@@ -57,6 +59,7 @@ class Tracing:
         self._tracer = provider.get_tracer("oc-event-gateway")
         self._propagator = TraceContextTextMapPropagator()
         self._kinds = SpanKind
+        self._trace = trace
 
     @contextlib.contextmanager
     def span(
@@ -74,8 +77,7 @@ class Tracing:
         if not self.enabled:
             yield
             return
-        from opentelemetry import trace
-
+        trace = self._trace
         context = self._extract(parent) if parent is not None else None
         linked = [
             trace.Link(trace.get_current_span(self._extract(headers)).get_span_context())
