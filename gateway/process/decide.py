@@ -75,6 +75,17 @@ def regressed(ranks: Mapping[str, int], state: EntityState, seen: Observation) -
     return state.occurred_at_ms is not None and seen.occurred_ms < state.occurred_at_ms
 
 
+def same_status(
+    status: Status | None, oc_status: str | None, other: Status | None, other_oc: str | None
+) -> bool:
+    """Whether two statuses are the same: our status, and OC's own value when both sides
+    know it (several of OC's values share one of ours: Outbound and In-delivery are both
+    shipped, and going from one to the other is news)."""
+    if status != other:
+        return False
+    return oc_status is None or other_oc is None or oc_status == other_oc
+
+
 def decide(state: EntityState, seen: Observation, ranks: Mapping[str, int]) -> Decision:
     """Skip, absorb or publish `seen`, given the entity's `state`."""
     duplicate = state.saw(seen.identity, seen.fingerprint)
@@ -83,11 +94,13 @@ def decide(state: EntityState, seen: Observation, ranks: Mapping[str, int]) -> D
     if seen.reconciled:
         # OC's current state, found by polling: news when it differs from what was
         # published and is not behind it (OC's query can lag its own callbacks).
-        if seen.status == state.status:
+        if same_status(seen.status, seen.oc_status, state.status, state.oc_status):
             return Decision(Outcome.ABSORBED, "reconciled status already published")
         if behind(ranks, state.status, seen.status):
             return Decision(Outcome.ABSORBED, "reconciled status behind what was published")
-    elif state.reconciled_status is not None and state.reconciled_status == seen.status:
+    elif state.reconciled_status is not None and same_status(
+        seen.status, seen.oc_status, state.reconciled_status, state.reconciled_oc_status
+    ):
         return Decision(Outcome.ABSORBED, "reconciliation published this change first")
     return Decision(
         Outcome.PUBLISHED,
@@ -104,14 +117,23 @@ def _recent(items: tuple[str, ...], item: str) -> tuple[str, ...]:
 def remember(state: EntityState, seen: Observation, decision: Decision, now_ms: int) -> EntityState:
     """The entity's state once `seen` was handled as `decision` said."""
     if decision.outcome is Outcome.DUPLICATE:
+        # The callback of a reconciled change may carry the very same change: it settles
+        # the reconciled mark as a late callback would.
+        if not seen.reconciled and state.reconciled_status is not None:
+            return replace(state, reconciled_status=None, reconciled_oc_status=None)
         return state
     deliveries = _recent(state.deliveries, seen.identity)
     fingerprints = _recent(state.fingerprints, seen.fingerprint)
     if decision.outcome is Outcome.ABSORBED:
         # A late callback of a reconciled change settles it: the next one is news again.
-        settled = None if not seen.reconciled else state.reconciled_status
+        if seen.reconciled:
+            return replace(state, deliveries=deliveries, fingerprints=fingerprints)
         return replace(
-            state, deliveries=deliveries, fingerprints=fingerprints, reconciled_status=settled
+            state,
+            deliveries=deliveries,
+            fingerprints=fingerprints,
+            reconciled_status=None,
+            reconciled_oc_status=None,
         )
     advanced = not decision.regressed and seen.status is not None
     return replace(
@@ -119,8 +141,10 @@ def remember(state: EntityState, seen: Observation, decision: Decision, now_ms: 
         deliveries=deliveries,
         fingerprints=fingerprints,
         status=seen.status if advanced else state.status,
+        oc_status=seen.oc_status if advanced else state.oc_status,
         occurred_at_ms=seen.occurred_ms if advanced else state.occurred_at_ms,
         reconciled_status=seen.status if seen.reconciled else None,
+        reconciled_oc_status=seen.oc_status if seen.reconciled else None,
         updated_ms=now_ms,
     )
 

@@ -20,13 +20,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateway.aio import wait_set
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.errors import LogUnavailable, OcError
 from gateway.ingest.record import (
     H_ENTITY_INDEX,
@@ -39,7 +39,8 @@ from gateway.log.base import Lease, Log, Record
 from gateway.oc.client import BudgetSpent, CallBudget, OcClient
 from gateway.ops.logs import get_logger
 from gateway.ops.metrics import Metrics
-from gateway.process.state import EntityState, StateKey
+from gateway.process.decide import same_status
+from gateway.process.state import EntityState, StateKey, Status
 from gateway.settings import Settings
 from schemas.oc_entities import OcOutboundOrder, OcReturnOrder
 
@@ -55,6 +56,12 @@ class Found:
     key: str
     status: str
     known: str | None
+    oc_status: str | None = None
+    known_oc_status: str | None = None
+
+
+Seen = tuple[Status, str | None]
+"""An entity's status as last seen: ours, and OC's own value when known."""
 
 
 @dataclass
@@ -94,9 +101,9 @@ def observation(kind: Kind, key: str, item: dict[str, Any], raw_topic: str, now:
     return Record(raw_topic, body, key.encode(), headers, timestamp_ms=int(now * 1000))
 
 
-async def published_statuses(log: Log, state_topic: str) -> dict[StateKey, str]:
+async def published_statuses(log: Log, state_topic: str) -> dict[StateKey, Seen]:
     """Each entity's last status the processor published, from its changelog."""
-    known: dict[StateKey, str] = {}
+    known: dict[StateKey, Seen] = {}
     async for record in log.read(state_topic):
         try:
             key = StateKey.parse((record.key or b"").decode())
@@ -105,9 +112,9 @@ async def published_statuses(log: Log, state_topic: str) -> dict[StateKey, str]:
         if not record.value:
             known.pop(key, None)
             continue
-        status = EntityState.decode(record.value).status
-        if status is not None:
-            known[key] = status
+        state = EntityState.decode(record.value)
+        if state.status is not None:
+            known[key] = (state.status, state.oc_status)
     return known
 
 
@@ -119,7 +126,7 @@ class Reconciler:
         client: OcClient,
         metrics: Metrics,
         lease: Lease,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._settings = settings
         self._log = log
@@ -127,7 +134,7 @@ class Reconciler:
         self._metrics = metrics
         self._lease = lease
         self._clock = clock
-        self._known: dict[StateKey, str] | None = None  # seeded when the lease is first held
+        self._known: dict[StateKey, Seen] | None = None  # seeded when the lease is first held
         self._stopping = asyncio.Event()
 
     async def run(self) -> None:
@@ -153,14 +160,14 @@ class Reconciler:
             await self._lease.stop()
 
     async def _one_run(self, factor: int) -> int:
-        now = datetime.fromtimestamp(self._clock(), UTC)
+        now = self._clock.now()
         since = now - timedelta(seconds=self._settings.reconcile_lookback_s)
         try:
             report = await self.run_once(since, now, baseline=self._settings.reconcile_baseline)
         except (OcError, LogUnavailable) as exc:
             logger.warning("reconciliation failed; backing off", error=str(exc), factor=factor)
             return min(factor * 2, _MAX_BACKOFF)
-        self._metrics.reconcile_last_success.set(self._clock())
+        self._metrics.reconcile_last_success.set(self._clock.time())
         self._metrics.reconcile_window_lag.set(report.uncovered_s)
         logger.info(
             "reconciliation run",
@@ -193,9 +200,9 @@ class Reconciler:
         budget = CallBudget(self._settings.reconcile_max_calls)
         try:
             for start, end in _newest_first(since, until):
-                async for kind, key, status, item in self._entities(start, end, budget):
+                async for kind, key, seen, item in self._entities(start, end, budget):
                     report.observed += 1
-                    await self._compare(report, kind, key, status, item, dry_run)
+                    await self._compare(report, kind, key, seen, item, dry_run)
                 report.covered_from = start
         except BudgetSpent:
             logger.warning("reconciliation budget spent", calls=budget.spent)
@@ -204,40 +211,47 @@ class Reconciler:
 
     async def _entities(
         self, start: datetime, end: datetime, budget: CallBudget
-    ) -> AsyncIterator[tuple[Kind, str, str, dict[str, Any]]]:
+    ) -> AsyncIterator[tuple[Kind, str, Seen, dict[str, Any]]]:
         order: OcOutboundOrder
         async for order in self._client.iter_outbound_orders(start, end, budget=budget):
-            yield "outbound", order.order_number, order.normalized_status(), _wire(order)
+            seen = (order.normalized_status(), order.raw_status())
+            yield "outbound", order.order_number, seen, _wire(order)
         rma: OcReturnOrder
         async for rma in self._client.iter_return_orders(start, end, budget=budget):
             if rma.return_number:
-                yield "return", rma.return_number, rma.normalized_status(), _wire(rma)
+                yield (
+                    "return",
+                    rma.return_number,
+                    (rma.normalized_status(), rma.raw_status()),
+                    _wire(rma),
+                )
 
     async def _compare(
         self,
         report: RunReport,
         kind: Kind,
         key: str,
-        status: str,
+        seen: Seen,
         item: dict[str, Any],
         dry_run: bool,
     ) -> None:
         assert self._known is not None
         state_key = StateKey(kind, key)
         known = self._known.get(state_key)
-        if known == status:
+        if known is not None and same_status(*seen, *known):
             return
         if report.baseline:
-            self._known[state_key] = status
+            self._known[state_key] = seen
             report.baselined += 1
             return
-        report.changes.append(Found(kind, key, status, known))
+        before, before_oc = known if known is not None else (None, None)
+        report.changes.append(Found(kind, key, seen[0], before, seen[1], before_oc))
         if dry_run:
             return
         await self._log.append(
-            [observation(kind, key, item, self._settings.topic_raw, self._clock())]
+            [observation(kind, key, item, self._settings.topic_raw, self._clock.time())]
         )
-        self._known[state_key] = status
+        self._known[state_key] = seen
 
 
 def _wire(entity: OcOutboundOrder | OcReturnOrder) -> dict[str, Any]:

@@ -43,6 +43,10 @@ def is_kind(value: object) -> TypeGuard[Kind]:
     return isinstance(value, str) and value in _KINDS
 
 
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def as_status(value: object) -> Status | None:
     """A status read back from the changelog, or None if this version does not know it."""
     return value if is_status(value) else None
@@ -126,6 +130,10 @@ class EntityState:
     updated_ms: int = 0
     reconciled_status: Status | None = None
     """Published by reconciliation, no callback for it yet."""
+    oc_status: str | None = None
+    """OC's own value of `status` (several of OC's values share one of ours)."""
+    reconciled_oc_status: str | None = None
+    """OC's own value of `reconciled_status`."""
 
     def saw(self, delivery: str, fingerprint: str) -> str | None:
         """Why an item is a duplicate of one already handled, or None."""
@@ -144,6 +152,8 @@ class EntityState:
             "followups": [f.encode() for f in self.followups],
             "updated_ms": self.updated_ms,
             "reconciled_status": self.reconciled_status,
+            "oc_status": self.oc_status,
+            "reconciled_oc_status": self.reconciled_oc_status,
         }
         return json.dumps(data, separators=(",", ":")).encode()
 
@@ -159,6 +169,8 @@ class EntityState:
             followups=tuple(FollowUp.decode(f) for f in data.get("followups") or ()),
             updated_ms=int(data.get("updated_ms") or 0),
             reconciled_status=as_status(data.get("reconciled_status")),
+            oc_status=_text(data.get("oc_status")),
+            reconciled_oc_status=_text(data.get("reconciled_oc_status")),
         )
 
 

@@ -192,6 +192,15 @@ def test_a_duplicate_changes_nothing() -> None:
     assert remember(before, again, decide_(before, again), 9) is before
 
 
+def test_a_callback_carrying_the_very_change_reconciliation_published_settles_it() -> None:
+    found = seen("shipped", T0, delivery="reconcile:1#K#0", reconciled=True)
+    after = remember(state("packed", T0 - 10), found, decide_(state("packed", T0 - 10), found), 1)
+    same = seen("shipped", T0, delivery="d7#K#0")  # same fingerprint: OC's own time
+    decision = decide_(after, same)
+    assert decision.outcome is D
+    assert remember(after, same, decision, 2).reconciled_status is None
+
+
 def test_reconciled_then_late_callback_then_news_again() -> None:
     found = seen("shipped", T0, delivery="reconcile:1#K#0", reconciled=True)
     first = remember(state("packed", T0 - 10), found, decide_(state("packed", T0 - 10), found), 1)
@@ -289,3 +298,59 @@ def test_settling_a_follow_up() -> None:
 def test_retention(updated_ms: int, owes: bool, now_ms: int, expected: bool) -> None:
     entity = EntityState(updated_ms=updated_ms, followups=(owed(),) if owes else ())
     assert forgettable(entity, now_ms, retention_ms=5_000) is expected
+
+
+def oc_seen(oc_status: str, *, reconciled: bool, delivery: str = "d1#K#0") -> Observation:
+    return replace(seen("shipped", reconciled=reconciled, delivery=delivery), oc_status=oc_status)
+
+
+@pytest.mark.parametrize(
+    ("before", "observed", "outcome"),
+    [
+        # OC's own value tells changes apart that share one of our statuses
+        (
+            replace(state("shipped", T0), oc_status="Outbound"),
+            oc_seen("In-delivery", reconciled=True),
+            P,
+        ),
+        (
+            replace(state("shipped", T0), oc_status="Outbound"),
+            oc_seen("Outbound", reconciled=True),
+            A,
+        ),
+        # a state written before OC's value was kept: compared by our status alone
+        (state("shipped", T0), oc_seen("In-delivery", reconciled=True), A),
+        # the late callback of another OC value than the one reconciled is news
+        (
+            replace(
+                state("shipped", T0, reconciled_status="shipped"),
+                reconciled_oc_status="In-delivery",
+            ),
+            oc_seen("Outbound", reconciled=False),
+            P,
+        ),
+        (
+            replace(
+                state("shipped", T0, reconciled_status="shipped"),
+                reconciled_oc_status="In-delivery",
+            ),
+            oc_seen("In-delivery", reconciled=False),
+            A,
+        ),
+    ],
+)
+def test_oc_values_that_share_a_status(
+    before: EntityState, observed: Observation, outcome: Outcome
+) -> None:
+    assert decide(before, observed, RANKS).outcome is outcome
+
+
+def test_oc_s_own_value_is_remembered_with_the_status() -> None:
+    found = oc_seen("In-delivery", reconciled=True)
+    after = remember(state("packed", T0), found, decide_(state("packed", T0), found), 1)
+    assert (after.oc_status, after.reconciled_oc_status) == ("In-delivery", "In-delivery")
+    late = replace(
+        oc_seen("In-delivery", reconciled=False, delivery="d2#K#0"), fingerprint="callback"
+    )
+    settled = remember(after, late, decide_(after, late), 2)
+    assert (settled.reconciled_status, settled.reconciled_oc_status) == (None, None)
