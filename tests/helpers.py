@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -20,6 +19,9 @@ from gateway.log.base import LogRecord
 from gateway.ops.tracing import Tracing
 from gateway.process.processor import Handler
 from gateway.settings import Settings
+from tests.waiting import wait_for
+
+__all__ = ["wait_for"]  # re-exported: tests import it with the other helpers
 
 TOKEN_PATH = "/webhooks/oc/test-token"
 
@@ -91,17 +93,6 @@ async def running_asgi(
     app = create_app(gateway=gateway)
     async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60) as manager:
         yield manager.app, gateway
-
-
-async def wait_for(
-    probe: Callable[[], Awaitable[bool]], *, timeout_s: float = 60.0, every_s: float = 0.1
-) -> None:
-    """Poll `probe` until it is true; fail after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while not await probe():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s} s")
-        await asyncio.sleep(every_s)
 
 
 async def read_topic(gateway: Gateway, topic: str) -> list[LogRecord]:

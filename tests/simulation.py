@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,14 +21,7 @@ from gateway.settings import Settings
 from gateway.simulator.app import create_app
 from gateway.simulator.auth import BOOTSTRAP_REFRESH_TOKEN
 from gateway.simulator.state import SimulatorConfig
-
-
-async def _until(condition: Any, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s} s")
-        await asyncio.sleep(0.01)
+from tests.waiting import wait_for
 
 
 @asynccontextmanager
@@ -46,7 +38,7 @@ async def serving(app: ASGIApp) -> AsyncIterator[str]:
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[listener]))
     try:
-        await _until(lambda: server.started or task.done())
+        await wait_for(lambda: server.started or task.done())
         if task.done():
             task.result()
         yield f"http://127.0.0.1:{port}"

@@ -19,6 +19,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from gateway.log.base import Headers, Record
 from schemas.callbacks import INVENTORY_CALLBACK, OUTBOUND_CALLBACK, RETURN_CALLBACK
+from schemas.keys import outbound_keys
 
 Kind = Literal["outbound", "return", "inventory"]
 KINDS: Mapping[str, Kind] = {"outbound": "outbound", "returns": "return", "inventory": "inventory"}
@@ -47,7 +48,11 @@ _ADAPTERS: Mapping[Kind, TypeAdapter[Any]] = {
 
 def entity_keys(kind: Kind, document: Any) -> list[str]:
     """The entities a decoded callback concerns, in order; UnknownShape if its shape is
-    not one schemas/callbacks.py knows (the same parser the processor uses later)."""
+    not one schemas/callbacks.py knows (the same parser the processor uses later).
+    Outbound callbacks, OC's only kind, are read without building models when their shape
+    is plain (schemas/keys.py)."""
+    if kind == "outbound" and (keys := outbound_keys(document)) is not None:
+        return keys
     try:
         callback = _ADAPTERS[kind].validate_python(document)
     except ValidationError as exc:

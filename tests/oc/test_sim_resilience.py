@@ -15,7 +15,7 @@ from gateway.ops.metrics import Metrics
 from gateway.process.enricher import OcEnricher
 from schemas.events import OcReturnState
 from tests.simulation import Sim
-from tests.simulator.conftest import wait_for
+from tests.waiting import wait_for
 
 from .conftest import (
     ClientFactory,

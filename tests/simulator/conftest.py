@@ -3,10 +3,8 @@ uvicorn on a free 127.0.0.1 port in the test session's event loop, and an OC cli
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,22 +24,6 @@ from tests.simulation import serving
 CLIENT_KEY = "test-client-key"
 SECRET_KEY = "test-secret-key"
 DEADLINE_S = 10.0
-
-
-async def wait_for(
-    condition: Callable[[], Awaitable[bool]] | Callable[[], bool], timeout_s: float = DEADLINE_S
-) -> None:
-    """Poll `condition` until it holds; fail the test when the deadline passes."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = condition()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout_s} s")
-        await asyncio.sleep(0.01)
 
 
 @dataclass

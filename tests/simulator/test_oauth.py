@@ -14,8 +14,9 @@ from schemas.oc_api import (
     parse_outbound_query_response,
     parse_token_response,
 )
+from tests.waiting import wait_for
 
-from .conftest import CLIENT_KEY, OcClient, RunningSimulator, wait_for
+from .conftest import CLIENT_KEY, OcClient, RunningSimulator
 
 REDIRECT = "https://erp.example/oc/callback?tenant=7"
 
