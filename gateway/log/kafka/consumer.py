@@ -15,6 +15,7 @@ from gateway.errors import LogUnavailable
 from gateway.log.base import AssignmentListener, LogRecord, Record
 from gateway.log.base import TopicPartition as TP
 from gateway.log.kafka.common import send_record, to_log_record
+from gateway.log.kafka.partitioner import DefaultPartitioner
 from gateway.settings import Settings
 
 
@@ -99,6 +100,8 @@ class KafkaConsumer:
                 enable_idempotence=True,
                 acks="all",
                 linger_ms=self._settings.kafka_linger_ms,
+                max_batch_size=self._settings.kafka_max_batch_bytes,
+                partitioner=DefaultPartitioner(),
             )
             try:
                 await producer.start()

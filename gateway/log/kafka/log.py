@@ -20,6 +20,7 @@ from gateway.errors import ConfigurationError, LogUnavailable
 from gateway.log.base import AssignmentListener, LogRecord, Position, Record
 from gateway.log.kafka.common import client_options, send_record, to_log_record
 from gateway.log.kafka.consumer import KafkaConsumer
+from gateway.log.kafka.partitioner import DefaultPartitioner
 from gateway.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ class KafkaLog:
             enable_idempotence=True,
             acks="all",
             linger_ms=self._settings.kafka_linger_ms,
+            max_batch_size=self._settings.kafka_max_batch_bytes,
+            partitioner=DefaultPartitioner(),
             request_timeout_ms=max(5000, int(self._settings.kafka_append_timeout_s * 4000)),
         )
         try:
