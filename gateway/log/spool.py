@@ -18,7 +18,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +69,8 @@ class SpoolingLog:
         self._spool_bytes = 0
         self._full = False  # an append was refused for space and nothing drained since
         self._in_flight: dict[tuple[str, int], asyncio.Future[Any]] = {}
+        self._waiting: deque[tuple[float, asyncio.Future[bool]]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
         self._drainer: asyncio.Task[None] | None = None
@@ -102,6 +105,9 @@ class SpoolingLog:
             await self._drainer
         await self.kafka.close()
         await self.spool.close()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     # --- appending ---------------------------------------------------------------------
     async def append(self, records: Sequence[Record]) -> list[Position]:
@@ -116,22 +122,54 @@ class SpoolingLog:
                     futures = await self.kafka.queue(records)
             except (TimeoutError, LogUnavailable):
                 return await self._to_spool(records, futures)
-        # asyncio.wait never cancels what it waits for, so a record that misses the
-        # deadline stays in flight (the drainer checks whether it landed) without a
-        # shield per record; it returns early when one of them fails.
-        if futures:
-            _, pending = await asyncio.wait(
-                futures,
-                timeout=max(0.0, deadline - loop.time()),
-                return_when=asyncio.FIRST_EXCEPTION,
-            )
-            if not pending:
-                with contextlib.suppress(LogUnavailable):
-                    return await self.kafka.append_pending(futures)
-        else:
+        if not futures:
             return []
+        if await self._confirmed(futures, deadline):
+            return [Position(m.topic, m.partition, m.offset) for m in (f.result() for f in futures)]
+        # A record that missed the deadline stays in flight (the drainer checks whether it
+        # landed); one that failed is spooled with the rest.
         async with self._gate:
             return await self._to_spool(records, futures)
+
+    def _confirmed(
+        self, futures: Sequence[asyncio.Future[Any]], deadline: float
+    ) -> Awaitable[bool]:
+        """True once Kafka confirmed every one of `futures`; False as soon as one fails or
+        when `deadline` passes first. One timer serves every waiting append (appends
+        share the timeout, so deadlines come in order): per append this costs a future
+        and a callback per record, not a timer, a wait set and a gather."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        left = len(futures)
+
+        def one_done(future: asyncio.Future[Any]) -> None:
+            nonlocal left
+            left -= 1
+            if waiter.done():
+                return
+            if future.cancelled() or future.exception() is not None:
+                waiter.set_result(False)
+            elif left == 0:
+                waiter.set_result(True)
+
+        for future in futures:
+            future.add_done_callback(one_done)
+        self._waiting.append((deadline, waiter))
+        if self._timer is None:
+            self._timer = loop.call_at(deadline, self._expire)
+        return waiter
+
+    def _expire(self) -> None:
+        """Answer False to the appends whose deadline passed; arm for the next one."""
+        self._timer = None
+        now = asyncio.get_running_loop().time()
+        waiting = self._waiting
+        while waiting and (waiting[0][0] <= now or waiting[0][1].done()):
+            _, waiter = waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(False)
+        if waiting:
+            self._timer = asyncio.get_running_loop().call_at(waiting[0][0], self._expire)
 
     async def _to_spool(
         self, records: Sequence[Record], futures: Sequence[asyncio.Future[Any]]
