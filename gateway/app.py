@@ -11,6 +11,7 @@ import math
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -28,6 +29,7 @@ from gateway.errors import (
     UnsupportedMediaType,
     VerificationFailed,
 )
+from gateway.ingest.overload import AdmissionMiddleware
 from gateway.ingest.routes import routes as ingest_routes
 from gateway.lifespan import Gateway
 from gateway.ops.health import health_routes, metrics_routes
@@ -85,8 +87,16 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         routes.extend(ingest_routes())
     if gateway.settings.metrics_port == 0:
         routes.extend(metrics_routes())
+    ingest = gateway.ingest
     app = Starlette(
         routes=routes,
+        middleware=[
+            Middleware(
+                AdmissionMiddleware,
+                admission=ingest.admission,
+                refused=ingest.refused,
+            )
+        ],
         lifespan=gateway.lifespan,
         exception_handlers={
             GatewayError: _gateway_error,

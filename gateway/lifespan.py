@@ -20,6 +20,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 
+from gateway.clock import SYSTEM_CLOCK
 from gateway.errors import ConfigurationError, LogUnavailable
 from gateway.ingest.service import IngestService
 from gateway.ingest.verify import Verifier, check_configured
@@ -169,6 +170,9 @@ class Gateway:
                 )
                 self._tasks.append(asyncio.create_task(self.reconciler.run(), name="reconciler"))
         self._tasks.append(asyncio.create_task(self._refresh_gauges(), name="gauges"))
+        if settings.ingest_enabled:
+            watch = self.ingest.watch_load(SYSTEM_CLOCK)
+            self._tasks.append(asyncio.create_task(watch, name="admission"))
         self.metrics.ready.set(1)
         logger.info(
             "gateway started",

@@ -20,6 +20,7 @@ from starlette.applications import Starlette
 
 from gateway.app import create_app, create_ops_app
 from gateway.errors import ConfigurationError
+from gateway.ingest.overload import admitting_protocol
 from gateway.ingest.verify import check_configured
 from gateway.lifespan import Gateway
 from gateway.ops.logs import configure_logging, get_logger
@@ -38,7 +39,11 @@ class _Server(uvicorn.Server):
 
 
 def _config(
-    app: Starlette, settings: Settings, port: int, lifespan: Literal["on", "off"]
+    app: Starlette,
+    settings: Settings,
+    port: int,
+    lifespan: Literal["on", "off"],
+    http: type[asyncio.Protocol] | str = "httptools",
 ) -> uvicorn.Config:
     return uvicorn.Config(
         app,
@@ -47,7 +52,7 @@ def _config(
         lifespan=lifespan,
         log_config=None,
         access_log=False,
-        http="httptools",
+        http=http,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
         timeout_keep_alive=30,
         server_header=False,
@@ -58,7 +63,11 @@ async def serve(settings: Settings) -> int:
     gateway = Gateway(settings)
     if settings.ingest_enabled:
         check_configured(gateway.verifier)  # fail before binding any port
-    web = _Server(_config(create_app(gateway=gateway), settings, settings.http_port, "on"))
+    ingest = gateway.ingest
+    protocol = admitting_protocol(ingest.admission, ingest.refused)
+    web = _Server(
+        _config(create_app(gateway=gateway), settings, settings.http_port, "on", protocol)
+    )
     ops: _Server | None = None
     if settings.metrics_port:
         ops = _Server(_config(create_ops_app(gateway), settings, settings.metrics_port, "off"))

@@ -184,8 +184,16 @@ class Settings(BaseSettings):
     max_callbacks_in_flight: int = Field(
         1000,
         gt=0,
-        description="Callbacks handled at once; beyond it a callback is answered 503 with "
-        "Retry-After at once instead of queueing, so ack latency stays bounded under overload.",
+        description="Most callbacks handled at once: the ceiling of the adaptive admission "
+        "limit. Beyond the limit a callback is answered 503 with Retry-After at once instead "
+        "of queueing, so ack latency stays bounded under overload.",
+    )
+    admission_lag_target_ms: float = Field(
+        10.0,
+        gt=0,
+        description="Event-loop lag the admission limit aims for: while the loop lags more "
+        "(the CPU cannot keep up) the limit shrinks, and it grows back when the loop is "
+        "quick. No tuning per machine: the limit follows what the process can do.",
     )
     oc_success_response: str = Field(
         '{"code":0,"success":true,"message":"success","errors":[]}',

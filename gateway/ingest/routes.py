@@ -2,7 +2,7 @@
 
 HTTP glue only: read the size-capped raw body, hand it to `IngestService`, answer. Errors
 are raised as `CallbackRejected`/`LogError` subclasses and mapped to statuses in app.py;
-this module writes the one canonical log line per callback.
+every callback ends in `IngestService.answered` (its metrics and its one log line).
 """
 
 from __future__ import annotations
@@ -24,10 +24,6 @@ from gateway.errors import (
 from gateway.ingest.record import KINDS
 from gateway.ingest.service import IngestService
 from gateway.ingest.verify import Delivery
-from gateway.ops.logs import get_logger
-from gateway.ops.metrics import Metrics
-
-logger = get_logger("gateway.ingest")
 
 _JSON_TYPES = ("application/json", "text/json")
 
@@ -74,7 +70,6 @@ async def receive_callback(request: Request) -> Response:
 
 
 async def _receive(request: Request, ingest: IngestService) -> Response:
-    metrics: Metrics = request.state.metrics
     limit: int = request.state.max_body_bytes
     started = time.perf_counter()
     kind = KINDS.get(request.path_params["kind"])
@@ -85,41 +80,32 @@ async def _receive(request: Request, ingest: IngestService) -> Response:
     try:
         if kind is None:
             raise NotFound("unknown callback kind")
-        metrics.callbacks_received.labels(kind).inc()
+        ingest.received(kind)
         if token is not None and not ingest.verifier.requires_path_token:
             raise NotFound("no such route")
         ingest.admit(source)
         content_type = request.headers.get("content-type", "")
         if not _json_content_type(content_type):
             raise UnsupportedMediaType("content type must be application/json")
-        with ingest.in_flight():
-            body = await _read_body(request, limit)
-            delivery = Delivery(
-                path=_url_path(request.scope),
-                headers={k.lower(): v for k, v in request.headers.items()},
-                body=body,
-                source_ip=source,
-                path_token=token,
-            )
-            accepted = await ingest.accept(kind, delivery, content_type)
+        body = await _read_body(request, limit)
+        delivery = Delivery(
+            path=_url_path(request.scope),
+            headers={k.lower(): v for k, v in request.headers.items()},
+            body=body,
+            source_ip=source,
+            path_token=token,
+        )
+        accepted = await ingest.accept(kind, delivery, content_type)
         outcome = "quarantined" if accepted.quarantined else "accepted"
         delivery_id, keys = accepted.delivery_id, ",".join(accepted.entity_keys)
         return Response(accepted.body, media_type="application/json")
     except GatewayError as exc:
         outcome = exc.code
-        metrics.callbacks_rejected.labels(outcome).inc()
+        ingest.rejected(outcome)
         raise
     finally:
         elapsed = time.perf_counter() - started
-        metrics.ack_duration.observe(elapsed)
-        logger.info(
-            "callback",
-            kind=kind or "unknown",
-            outcome=outcome,
-            delivery_id=delivery_id,
-            entity_keys=keys,
-            latency_ms=round(elapsed * 1000, 3),
-        )
+        ingest.answered(kind or "unknown", outcome, delivery_id, keys, elapsed)
 
 
 def routes() -> list[Route]:

@@ -6,23 +6,25 @@ answer to OC is produced only after the log confirmed the raw record(s).
 
 from __future__ import annotations
 
-import contextlib
 import json
+import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
+from gateway.clock import Clock
 from gateway.errors import (
     MalformedBody,
-    Overloaded,
     RateLimited,
     SourceNotAllowed,
     VerificationFailed,
 )
+from gateway.ingest.admission import AdaptiveLimit, Admission
 from gateway.ingest.limits import BadBody, RateLimiter, decode_json
 from gateway.ingest.record import (
+    KINDS,
     Kind,
     Received,
     UnknownShape,
@@ -33,11 +35,19 @@ from gateway.ingest.record import (
 )
 from gateway.ingest.verify import Delivery, Verifier
 from gateway.log.base import Log
-from gateway.ops.metrics import Metrics
+from gateway.ops.logs import CallbackLine
+from gateway.ops.metrics import Children, Metrics
 from gateway.ops.tracing import Tracing
 from gateway.settings import Settings
 
-_OVERLOAD_RETRY_S = 1.0
+_PLAIN_TEXT = re.compile(r"[\w .:+/-]*", re.ASCII)
+"""Text that is its own JSON string body (no quote, backslash or control character)."""
+
+
+LOAD_WINDOW_S: Final = 0.1
+"""How often the admission limit adapts."""
+LAG_PROBE_S: Final = 0.01
+"""The timer whose lateness measures the event loop's lag."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +81,8 @@ class SuccessAnswer:
         if not isinstance(message_id, str | int):
             return self._plain
         if self._head is not None:
+            if isinstance(message_id, str) and _PLAIN_TEXT.fullmatch(message_id):
+                return self._head + b'"' + message_id.encode() + b'"}'  # nothing to escape
             return self._head + json.dumps(message_id).encode() + b"}"
         return json.dumps(
             {**self._template, "messageId": message_id}, separators=(",", ":")
@@ -95,11 +107,59 @@ class IngestService:
         self._clock = clock
         self._limiter = RateLimiter(settings.rate_limit_per_source, settings.rate_limit_burst)
         self._answer = SuccessAnswer(settings.oc_success_response)
-        self._in_flight = 0
+        cap = settings.max_callbacks_in_flight
+        self.admission = Admission(
+            AdaptiveLimit(
+                target_lag_s=settings.admission_lag_target_ms / 1000,
+                min_limit=min(8, cap),
+                max_limit=cap,
+                initial=min(64, cap),
+            )
+        )
+        self._line = CallbackLine("gateway.ingest", settings.log_level)
+        self._received = Children(metrics.callbacks_received)
+        self._rejected = Children(metrics.callbacks_rejected)
+        self._accepted = Children(metrics.callbacks_accepted)
+        self._append_duration = metrics.log_append_duration.labels(log.name)
 
     @property
     def verifier(self) -> Verifier:
         return self._verifier
+
+    def received(self, kind: Kind) -> None:
+        self._received(kind).inc()
+
+    def refused(self, path: bytes) -> None:
+        """A callback refused at admission (over the limit), before it was read."""
+        kind = KINDS.get(path.rstrip(b"/").rsplit(b"/", 1)[-1].decode("latin-1"))
+        if kind is not None:
+            self._received(kind).inc()
+        self._rejected("overloaded").inc()
+
+    async def watch_load(self, clock: Clock) -> None:
+        """Measure the event loop's lag (how late a short timer fires) and adapt the
+        admission limit to it, one window after another, until cancelled."""
+        metrics, admission = self._metrics, self.admission
+        while True:
+            window_end = clock.monotonic() + LOAD_WINDOW_S
+            worst = 0.0
+            while (started := clock.monotonic()) < window_end:
+                await clock.sleep(LAG_PROBE_S)
+                worst = max(worst, clock.monotonic() - started - LAG_PROBE_S)
+            admission.window(worst)
+            metrics.event_loop_lag.set(worst)
+            metrics.callbacks_in_flight.set(admission.in_flight)
+            metrics.admission_limit.set(admission.limit.value)
+
+    def rejected(self, code: str) -> None:
+        self._rejected(code).inc()
+
+    def answered(
+        self, kind: str, outcome: str, delivery_id: str, entity_keys: str, elapsed_s: float
+    ) -> None:
+        """A callback was answered: its ack latency and its one canonical log line."""
+        self._metrics.ack_duration.observe(elapsed_s)
+        self._line.write(kind, outcome, delivery_id, entity_keys, round(elapsed_s * 1000, 3))
 
     def admit(self, source_ip: str) -> None:
         """Cheap checks before the body is read: source allow-list and rate limit."""
@@ -109,22 +169,6 @@ class IngestService:
         wait_s = self._limiter.acquire(source_ip, time.monotonic())
         if wait_s > 0:
             raise RateLimited("too many callbacks from this source", retry_after_s=wait_s)
-
-    @contextlib.contextmanager
-    def in_flight(self) -> Iterator[None]:
-        """Hold one of the `max_callbacks_in_flight` places while a callback is read,
-        verified and stored; with none free, Overloaded at once (answered 503)."""
-        if self._in_flight >= self._settings.max_callbacks_in_flight:
-            raise Overloaded(
-                "too many callbacks in flight; retry shortly", retry_after_s=_OVERLOAD_RETRY_S
-            )
-        self._in_flight += 1
-        self._metrics.callbacks_in_flight.inc()
-        try:
-            yield
-        finally:
-            self._in_flight -= 1
-            self._metrics.callbacks_in_flight.dec()
 
     async def accept(self, kind: Kind, delivery: Delivery, content_type: str) -> Accepted:
         verdict = self._verifier.verify(delivery)
@@ -156,7 +200,7 @@ class IngestService:
             await self._append(raw_records(received, keys, self._settings.topic_raw))
             quarantined = False
         self._verifier.accepted(delivery)
-        self._metrics.callbacks_accepted.labels(kind, self._log.name).inc()
+        self._accepted(kind, self._log.name).inc()
         return Accepted(
             self._answer.render(document), received.delivery_id, tuple(keys), quarantined
         )
@@ -164,6 +208,4 @@ class IngestService:
     async def _append(self, records: list[Any]) -> None:
         started = time.perf_counter()
         await self._log.append(records)
-        self._metrics.log_append_duration.labels(self._log.name).observe(
-            time.perf_counter() - started
-        )
+        self._append_duration.observe(time.perf_counter() - started)

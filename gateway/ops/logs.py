@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import UTC, datetime
+from json.encoder import encode_basestring_ascii
 from typing import Any, TextIO
 
 import structlog
@@ -33,7 +35,7 @@ class _NamedWriter(structlog.WriteLogger):
         self.name = name
 
 
-class _NamedWriterFactory:
+class NamedWriterFactory:
     def __init__(self, file: TextIO) -> None:
         self._file = file
 
@@ -50,7 +52,7 @@ def configure_logging(level: str = "info") -> None:
             structlog.processors.format_exc_info,
             structlog.processors.JSONRenderer(),
         ],
-        logger_factory=_NamedWriterFactory(sys.stdout),
+        logger_factory=NamedWriterFactory(sys.stdout),
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         cache_logger_on_first_use=True,
     )
@@ -79,3 +81,32 @@ def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     # structlog's filtering bound logger, which has the same level methods.
     logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
     return logger
+
+
+class CallbackLine:
+    """The one line per callback, on ingest's hot path: the same JSON object as
+    structlog writes for `logger.info("callback", kind=..., ...)` (same keys, order,
+    escaping and timestamp), rendered directly, without the processor chain, which costs
+    three times as much. Values are escaped as JSON strings: they come from callers."""
+
+    def __init__(self, logger_name: str, level: str = "info", file: TextIO | None = None) -> None:
+        self._file = file
+        self._enabled = logging.getLevelName(level.upper()) <= logging.INFO
+        name = encode_basestring_ascii(logger_name)
+        self._tail = f', "event": "callback", "level": "info", "logger": {name}, "timestamp": "'
+
+    def write(
+        self, kind: str, outcome: str, delivery_id: str, entity_keys: str, latency_ms: float
+    ) -> None:
+        if not self._enabled:
+            return
+        file = self._file or sys.stdout
+        stamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        file.write(
+            f'{{"kind": {encode_basestring_ascii(kind)}, '
+            f'"outcome": {encode_basestring_ascii(outcome)}, '
+            f'"delivery_id": {encode_basestring_ascii(delivery_id)}, '
+            f'"entity_keys": {encode_basestring_ascii(entity_keys)}, '
+            f'"latency_ms": {latency_ms!r}{self._tail}{stamp}"}}\n'
+        )
+        file.flush()

@@ -85,6 +85,20 @@ class Metrics:
             "Callbacks being received, verified and stored right now.",
             registry=r,
         )
+        self.admission_limit = self._track(
+            Gauge,
+            "gateway_admission_limit",
+            "Callbacks the process takes at once now (the adaptive limit); more are "
+            "answered 503 overloaded.",
+            registry=r,
+        )
+        self.event_loop_lag = self._track(
+            Gauge,
+            "gateway_event_loop_lag_seconds",
+            "How late a short timer fired in the last admission window: how long ready "
+            "work waits for the CPU (the admission limit's signal).",
+            registry=r,
+        )
         self.callbacks_rejected = self._track(
             Counter,
             "gateway_callbacks_rejected_total",

@@ -77,6 +77,9 @@ GAUGES = frozenset(
         "gateway_ready",
         "gateway_insecure_mode",
         "gateway_reconcile_last_success_timestamp_seconds",
+        "gateway_callbacks_in_flight",
+        "gateway_admission_limit",
+        "gateway_event_loop_lag_seconds",
     }
 )
 HISTOGRAMS = frozenset(

@@ -297,6 +297,31 @@ ALERT_CASES: list[tuple[str, list[dict[str, str]], str, list[dict[str, str]]]] =
     ("OCGatewayAckSlow", _ack_buckets("5.0"), "20m", [{"namespace": NAMESPACE}]),
     ("OCGatewayAckSlow", _ack_buckets("0.5"), "20m", []),
     (
+        "OCGatewayOverloaded",
+        [
+            _series("gateway_callbacks_received_total", "0+600x30", pod="a", kind="outbound"),
+            _series("gateway_callbacks_rejected_total", "0+120x30", pod="a", reason="overloaded"),
+        ],
+        "20m",
+        [{"namespace": NAMESPACE}],
+    ),
+    (
+        "OCGatewayOverloaded",
+        # A burst refused for a few minutes, and other refusals, do not page anyone.
+        [
+            _series("gateway_callbacks_received_total", "0+600x30", pod="a", kind="outbound"),
+            _series(
+                "gateway_callbacks_rejected_total",
+                "0 300 600 900 900 900 900 900 900 900 900 900 900 900 900 900 900 900 900",
+                pod="a",
+                reason="overloaded",
+            ),
+            _series("gateway_callbacks_rejected_total", "0+300x30", pod="a", reason="rate_limited"),
+        ],
+        "20m",
+        [],
+    ),
+    (
         "OCGatewayCallbacksQuarantined",
         [_series("gateway_callbacks_quarantined_total", "0 0 1 1 1", reason="unknown_shape")],
         "4m",
