@@ -66,6 +66,9 @@ COUNTERS = frozenset(
         "gateway_oc_token_refreshes_total",
         "gateway_reconcile_changes_found_total",
         "gateway_verification_failures_total",
+        "gateway_log_write_errors_total",
+        "gateway_log_retention_removed_records_total",
+        "gateway_log_retention_reclaimed_bytes_total",
     }
 )
 GAUGES = frozenset(
@@ -77,6 +80,8 @@ GAUGES = frozenset(
         "gateway_ready",
         "gateway_insecure_mode",
         "gateway_reconcile_last_success_timestamp_seconds",
+        "gateway_log_writable",
+        "gateway_log_size_bytes",
     }
 )
 HISTOGRAMS = frozenset(
