@@ -2,9 +2,12 @@
 housekeeping that keeps it bounded. Everything here runs on the log's own thread.
 
 - Opening: WAL with `synchronous=FULL`, and incremental auto-vacuum so freed pages can
-  go back to the file system. A file created without it is converted once by a VACUUM
-  (which needs free space about the size of the file); when that fails the log works
-  as before, it just cannot shrink, and the next start tries again.
+  go back to the file system. A file created without it is converted once by a VACUUM,
+  which needs free space of twice the file's size on its volume (a copy, and the WAL
+  that carries it back; the copy is made next to the file, not in /tmp). Without that
+  room, or when the VACUUM fails, the log works as before: retention still keeps the
+  file from growing (SQLite reuses freed pages), it just cannot shrink, and the next
+  start tries again.
 - Transactions: `transaction` rolls back only what is still open. SQLite itself rolls a
   transaction back on some errors (SQLITE_FULL, SQLITE_IOERR, ...), and a ROLLBACK then
   fails with "no transaction is active" and hides the error that matters.
@@ -18,6 +21,7 @@ housekeeping that keeps it bounded. Everything here runs on the log's own thread
 from __future__ import annotations
 
 import contextlib
+import shutil
 import sqlite3
 from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
@@ -45,6 +49,7 @@ CREATE TABLE IF NOT EXISTS positions (
 ) WITHOUT ROWID;
 """
 _AUTO_VACUUM_INCREMENTAL = 2
+_CONVERT_MARGIN_BYTES = 64 * 1024 * 1024
 # A checkpoint leaves the WAL at most this long (a large batch would otherwise leave it
 # at its size forever).
 _WAL_LIMIT_BYTES = 4 * 1024 * 1024
@@ -93,8 +98,24 @@ def _convert_to_incremental_vacuum(conn: sqlite3.Connection, path: Path) -> None
     """A file created before auto-vacuum was set needs one VACUUM to take it."""
     if conn.execute("PRAGMA auto_vacuum").fetchone()[0] == _AUTO_VACUUM_INCREMENTAL:
         return
-    logger.info("converting the log file to incremental auto-vacuum", path=str(path))
+    size = file_bytes(path)
+    needed = 2 * size + _CONVERT_MARGIN_BYTES
+    free = shutil.disk_usage(path.parent).free
+    if free < needed:
+        logger.warning(
+            "log file not converted to incremental auto-vacuum for lack of room; it "
+            "cannot shrink until a start with room converts it",
+            path=str(path),
+            needed_bytes=needed,
+            free_bytes=free,
+        )
+        return
+    logger.info("converting the log file to incremental auto-vacuum", path=str(path), bytes=size)
+    # VACUUM copies the database to a temporary file first: next to it, where the room
+    # was checked, not in /tmp (small, or read-only, in a container).
+    where = str(path.parent.resolve()).replace("'", "''")
     try:
+        conn.execute(f"PRAGMA temp_store_directory = '{where}'")
         conn.execute("VACUUM")
     except sqlite3.Error as exc:
         logger.warning(
@@ -102,6 +123,8 @@ def _convert_to_incremental_vacuum(conn: sqlite3.Connection, path: Path) -> None
             path=str(path),
             error=str(exc),
         )
+    finally:
+        conn.execute("PRAGMA temp_store_directory = ''")
 
 
 @contextlib.contextmanager
