@@ -261,8 +261,10 @@ class Gateway:
                     self.metrics.spool_oldest_age.set(stats.oldest_age_s)
             for label, sqlite_log in local.items():
                 self.metrics.log_size.labels(label).set(sqlite_log.size_bytes())
-            # Readiness also when nothing asks for /readyz: a log that failed a write
-            # tries a small one here, and so finds out that it takes writes again.
+                # A file that failed a write tries a small one, so it finds out that it
+                # takes writes again also when nothing else writes to it (nothing asks
+                # for /readyz, or Kafka takes the appends and the spool is idle).
+                await sqlite_log.writable()
             await self.ready()
             await asyncio.sleep(_METRICS_INTERVAL_S)
 
