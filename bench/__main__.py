@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from bench import benchmark, faults, profile, report
+from bench.disk import can_mount, in_own_namespaces
 from bench.install import ensure_vegeta
 from bench.machine import describe
 from bench.services import REPO
@@ -109,13 +111,18 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(json.dumps(figures, indent=2))
         return 0
+    if args.command == "faults":
+        names = args.only or sorted(faults.SCENARIOS)
+        if any(faults.SCENARIOS[n].disk_bytes for n in names) and not can_mount():
+            # The disk-full run mounts a tmpfs: as root of namespaces of our own.
+            argv = in_own_namespaces(["-m", "bench", *(sys.argv[1:] if argv is None else argv)])
+            os.execvp(argv[0], argv)
     header = _header(args.shared)
     out = _run_dir(args.command)
     if args.command == "bench":
         section: dict[str, Any] = asyncio.run(benchmark.run(_plan(args), out, header_tool(header)))
         key = "benchmark"
     else:
-        names = args.only or sorted(faults.SCENARIOS)
         section = asyncio.run(faults.run(names, out, header_tool(header), quick=args.quick))
         key = "faults"
     section = {**header, **section, "run_dir": str(out.relative_to(REPO))}

@@ -1,9 +1,10 @@
 """`make faults`: break things under load, then audit what OC was told against the topics.
 
-Each scenario runs the gateway on Kafka with the simulator as OC (50 ms latency), sends
-OC-signed callbacks with vegeta at a fixed rate, applies its fault at fixed times after
-the load started, waits (polling, with a deadline) until every accepted callback's
-event is visible, and audits with an independent read_committed consumer (audit.py).
+Each scenario runs the gateway (on Kafka, or on the embedded log) with the simulator as
+OC (50 ms latency), sends OC-signed callbacks with vegeta at a fixed rate, applies its
+fault at fixed times after the load started, waits (polling, with a deadline) until
+every accepted callback's event is visible, and audits with an independent reader
+(audit.py): a read_committed consumer, or a read-only connection to the SQLite file.
 
 - broker-kill: the broker is SIGKILLed and restarted; ingest answers from the spool.
 - gateway-sigkill: the gateway is SIGKILLed and restarted at once on the same ports.
@@ -11,11 +12,15 @@ event is visible, and audits with an independent read_committed consumer (audit.
   follow-up `*.enriched` events come once OC is back.
 - spool-full: the broker is killed with a small spool cap; once the spool is full the
   gateway answers 503; the broker comes back, the spool drains, 200s resume.
+- disk-full: the embedded gateway's data directory is a small tmpfs (bench/disk.py); the
+  harness fills it, the gateway answers 503 and its processor waits, then the harness
+  deletes the filler and everything resumes without a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -27,10 +32,11 @@ import httpx
 
 from bench import vegeta
 from bench.audit import ENRICHED_TYPES, STATUS_TYPES, audit, enrichment_mix, status_events
+from bench.disk import Disk, tmpfs
 from bench.services import Gateway, GatewayConfig, simulator
 from bench.stats import per_second
 from bench.targets import fetch_callbacks, payload_bytes, write_targets
-from bench.topics import KafkaReader, SeenDeliveries, Watching
+from bench.topics import KafkaReader, Reader, SeenDeliveries, SqliteReader, Watching
 from tools.kafka_broker import Broker, start_broker
 
 OC_LATENCY_MS = 50.0
@@ -41,9 +47,10 @@ class Run:
     """What a scenario's actions need, and the times they noted."""
 
     name: str
-    broker: Broker
+    broker: Broker | None
     gateway: Gateway
     simulator_url: str
+    disk: Disk | None = None
     started: float = 0.0
     marks: dict[str, float] = field(default_factory=dict)
 
@@ -62,16 +69,32 @@ class Scenario:
     actions: tuple[tuple[float, Action], ...]  # (seconds after the load started, action)
     gateway_env: tuple[tuple[str, str], ...] = ()
     settle_timeout_s: float = 300.0
+    log: str = "kafka"  # or "embedded"
+    disk_bytes: int | None = None  # the data directory on a tmpfs of this size
 
 
 async def _kill_broker(run: Run) -> None:
+    assert run.broker is not None
     await asyncio.to_thread(run.broker.kill)
     run.mark("broker killed")
 
 
 async def _restart_broker(run: Run) -> None:
+    assert run.broker is not None
     await asyncio.to_thread(run.broker.restart)
     run.mark("broker back")
+
+
+async def _fill_disk(run: Run) -> None:
+    assert run.disk is not None
+    await asyncio.to_thread(run.disk.fill)
+    run.mark("disk full")
+
+
+async def _free_disk(run: Run) -> None:
+    assert run.disk is not None
+    await asyncio.to_thread(run.disk.free)
+    run.mark("disk freed")
 
 
 async def _kill_gateway(run: Run) -> None:
@@ -93,7 +116,7 @@ def _oc_down(seconds: float) -> Action:
 
 
 def scenarios(quick: bool = False) -> dict[str, Scenario]:
-    """The four runs; `quick` shortens them for the test suite's smoke run."""
+    """The five runs; `quick` shortens them for the test suite's smoke run."""
     q = 0.25 if quick else 1.0
     return {
         s.name: s
@@ -120,6 +143,14 @@ def scenarios(quick: bool = False) -> dict[str, Scenario]:
                 ((5 * q, _kill_broker), (25 * q, _restart_broker)),
                 (("GATEWAY_SPOOL_MAX_BYTES", "600000"), ("GATEWAY_KAFKA_APPEND_TIMEOUT_S", "1.0")),
             ),
+            Scenario(
+                "disk-full",
+                100,
+                40 * q,
+                ((10 * q, _fill_disk), (25 * q, _free_disk)),
+                log="embedded",
+                disk_bytes=64 * 2**20,
+            ),
         )
     }
 
@@ -134,6 +165,15 @@ async def _act(run: Run, actions: tuple[tuple[float, Action], ...]) -> None:
         await action(run)
 
 
+_FAULT_MARKS = {  # scenario -> (the mark the fault began at, the mark it ended at)
+    "broker-kill": ("broker killed", "broker back"),
+    "gateway-sigkill": ("gateway killed", "gateway killed"),
+    "oc-down": ("OC down", "OC back"),
+    "spool-full": ("broker killed", "broker back"),
+    "disk-full": ("disk full", "disk freed"),
+}
+
+
 def _recovery(
     name: str,
     run: Run,
@@ -142,18 +182,13 @@ def _recovery(
     seen: dict[str, float],
 ) -> dict[str, float]:
     """Seconds from the end of the fault to: 200s again, and every event published."""
-    end_label = {
-        "broker-kill": "broker back",
-        "gateway-sigkill": "gateway killed",
-        "oc-down": "OC back",
-        "spool-full": "broker back",
-    }[name]
+    start_label, end_label = _FAULT_MARKS[name]
     end = run.marks.get(end_label)
     if end is None:
         return {}
     out: dict[str, float] = {}
-    if name in ("gateway-sigkill", "spool-full"):
-        start = run.marks.get("gateway killed", run.marks.get("broker killed", end))
+    if name in ("gateway-sigkill", "spool-full", "disk-full"):
+        start = run.marks.get(start_label, end)
         refused = [a.sent_at for a in answers if a.code != 200 and a.sent_at >= start]
         later_ok = [
             a.sent_at + a.latency_s
@@ -169,17 +204,21 @@ def _recovery(
 
 
 async def run_scenario(
-    scenario: Scenario, out: Path, vegeta_path: Path, broker: Broker
+    scenario: Scenario, out: Path, vegeta_path: Path, broker: Broker | None
 ) -> dict[str, Any]:
     run_dir = out / scenario.name
     sim, sim_url = simulator(run_dir, 7, OC_LATENCY_MS)
     await asyncio.to_thread(sim.start)
     suffix = f"{scenario.name}-{uuid.uuid4().hex[:8]}"
-    config = GatewayConfig(
-        run_dir / "data", suffix, broker.bootstrap, sim_url, dict(scenario.gateway_env)
-    )
+    bootstrap = broker.bootstrap if broker is not None and scenario.log == "kafka" else None
+    data_dir = run_dir / "data"
+    config = GatewayConfig(data_dir, suffix, bootstrap, sim_url, dict(scenario.gateway_env))
     gateway = Gateway(config, run_dir / "gateway.log")
+    mounts = contextlib.ExitStack()
     try:
+        disk: Disk | None = None
+        if scenario.disk_bytes is not None:
+            disk = mounts.enter_context(tmpfs(data_dir, scenario.disk_bytes))
         await asyncio.to_thread(gateway.start)
         count = int(scenario.rate * scenario.seconds * 1.02) + 50
         callbacks = await asyncio.to_thread(fetch_callbacks, sim_url, count)
@@ -191,13 +230,16 @@ async def run_scenario(
         bodies = {c.delivery_id: c.body for c in callbacks}
         env = config.env(0, 0)
         raw, outbound = env["GATEWAY_TOPIC_RAW"], env["GATEWAY_TOPIC_OUTBOUND"]
-        reader = KafkaReader(
-            broker.bootstrap, [raw, outbound, env["GATEWAY_TOPIC_INVENTORY"]], frozenset({outbound})
-        )
+        topics = [raw, outbound, env["GATEWAY_TOPIC_INVENTORY"]]
+        reader: Reader
+        if bootstrap is not None:
+            reader = KafkaReader(bootstrap, topics, frozenset({outbound}))
+        else:
+            reader = SqliteReader(data_dir / "log.sqlite3", topics, frozenset({outbound}))
         attack = vegeta.Attack(
             scenario.name, scenario.rate, scenario.seconds, workers=32, timeout_s=10.0
         )
-        state = Run(scenario.name, broker, gateway, sim_url)
+        state = Run(scenario.name, broker, gateway, sim_url, disk)
         async with Watching(reader) as watching:
             process = vegeta.start(vegeta_path, attack, targets, run_dir)
             state.started = time.time()
@@ -218,7 +260,7 @@ async def run_scenario(
         checked = audit(accepted, bodies, reader.records, raw)
         origin = state.started
         return {
-            "log": "kafka",
+            "log": scenario.log,
             "rate": scenario.rate,
             "duration_s": scenario.seconds,
             "codes": result.codes,
@@ -246,7 +288,8 @@ async def run_scenario(
     finally:
         await asyncio.to_thread(gateway.stop)
         await asyncio.to_thread(sim.stop)
-        if not broker.process or broker.process.poll() is not None:
+        mounts.close()
+        if broker is not None and (not broker.process or broker.process.poll() is not None):
             await asyncio.to_thread(broker.restart)
 
 
@@ -293,8 +336,8 @@ async def run(
     broker: Broker | None = None,
 ) -> dict[str, Any]:
     chosen = scenarios(quick)
-    own = broker is None
-    if broker is None:
+    own = broker is None and any(chosen[name].log == "kafka" for name in names)
+    if own:
         broker = await asyncio.to_thread(start_broker, out / "kafka")
     try:
         results = {}
@@ -302,5 +345,5 @@ async def run(
             results[name] = await run_scenario(chosen[name], out, vegeta_path, broker)
         return {"scenarios": results, "quick": quick}
     finally:
-        if own:
+        if own and broker is not None:
             await asyncio.to_thread(broker.stop)

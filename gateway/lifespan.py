@@ -3,7 +3,9 @@
 `Gateway` builds the log (embedded, or Kafka with its spool), verification, ingest, the
 OC client and the processor from `Settings`; `lifespan` starts them before the first
 request and stops them after the last one: the processor finishes its batch, the
-spool drainer its in-flight batch, the producer flushes, clients close.
+spool drainer its in-flight batch, the producer flushes, clients close. It also runs
+retention on the local SQLite file (the embedded log or the spool) and watches whether
+that file takes writes (metrics, readiness).
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from gateway.ingest.service import IngestService
 from gateway.ingest.verify import Verifier, check_configured
 from gateway.log.base import Lease, Log, SoleLease
 from gateway.log.kafka import KafkaLease, KafkaLog, check_partitions
+from gateway.log.retention import Retention
 from gateway.log.spool import SpoolingLog
 from gateway.log.sqlite import SqliteLog
+from gateway.log.sqlite_file import REASONS
 from gateway.oc.client import OcClient
 from gateway.oc.factory import build_client
 from gateway.ops.logs import get_logger
@@ -64,10 +68,14 @@ def compacted_topics(settings: Settings) -> set[str]:
 def build_log(settings: Settings) -> Log:
     """The embedded log, or Kafka backed by a local spool for appends."""
     if not settings.uses_kafka:
+        # The processor holds the raw records it has not committed past from retention,
+        # also before its first commit.
+        holders = {settings.topic_raw: [settings.kafka_consumer_group]}
         return SqliteLog(
             settings.data_dir / "log.sqlite3",
             compacted=compacted_topics(settings),
             retention_s=settings.embedded_retention_hours * 3600,
+            holders=holders if settings.processor_enabled else None,
         )
     kafka = KafkaLog(settings, topics=all_topics(settings), compacted=compacted_topics(settings))
     spool = SqliteLog(settings.data_dir / "spool.sqlite3")
@@ -78,6 +86,16 @@ def build_log(settings: Settings) -> Log:
         append_timeout_s=settings.kafka_append_timeout_s,
         max_bytes=settings.spool_max_bytes,
     )
+
+
+def local_logs(log: Log) -> dict[str, SqliteLog]:
+    """The local SQLite file of a log by its metrics label: the embedded log itself, or
+    the spool of Kafka."""
+    if isinstance(log, SqliteLog):
+        return {"embedded": log}
+    if isinstance(log, SpoolingLog):
+        return {"spool": log.spool}
+    return {}
 
 
 class _DataDirLock:
@@ -119,6 +137,7 @@ class Gateway:
     oc_client: OcClient | None = field(init=False, default=None)
     enricher: OcEnricher | None = field(init=False, default=None)
     reconciler: Reconciler | None = field(init=False, default=None)
+    retention: Retention | None = field(init=False, default=None)
     shutting_down: bool = field(init=False, default=False)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
     _lock: _DataDirLock | None = field(init=False, default=None)
@@ -149,7 +168,12 @@ class Gateway:
             self._lock.acquire()
         if isinstance(self.log, SpoolingLog):
             self.log.on_spooled = self.metrics.spooled.inc
+        local = local_logs(self.log)
+        for label, sqlite_log in local.items():
+            self._watch(label, sqlite_log)
         await self.log.start()
+        self.retention = Retention(local, self.metrics, settings.retention_interval_s)
+        self._tasks.append(asyncio.create_task(self.retention.run(), name="retention"))
         if settings.processor_enabled:
             if isinstance(self.log, SpoolingLog):
                 with contextlib.suppress(LogUnavailable):
@@ -181,6 +205,16 @@ class Gateway:
             processor=settings.processor_enabled,
             enrichment=self.enricher is not None,
         )
+
+    def _watch(self, label: str, log: SqliteLog) -> None:
+        """Count the local file's failed writes by reason and show whether it takes writes."""
+        errors = self.metrics.log_write_errors
+        writable = self.metrics.log_writable.labels(label)
+        for reason in sorted(REASONS):
+            errors.labels(label, reason)  # every series exists from the start, at 0
+        log.on_write_error = lambda reason: errors.labels(label, reason).inc()
+        log.on_writable = lambda ok: writable.set(1 if ok else 0)
+        writable.set(1)
 
     def _lease(self) -> Lease:
         if isinstance(self.log, SpoolingLog):
@@ -222,11 +256,20 @@ class Gateway:
         return ok
 
     async def _refresh_gauges(self) -> None:
+        local = local_logs(self.log)
         while True:
             if isinstance(self.log, SpoolingLog):
-                stats = await self.log.spool_stats()
-                self.metrics.spool_depth.set(stats.records)
-                self.metrics.spool_oldest_age.set(stats.oldest_age_s)
+                with contextlib.suppress(LogUnavailable):
+                    stats = await self.log.spool_stats()
+                    self.metrics.spool_depth.set(stats.records)
+                    self.metrics.spool_oldest_age.set(stats.oldest_age_s)
+            for label, sqlite_log in local.items():
+                self.metrics.log_size.labels(label).set(sqlite_log.size_bytes())
+                # A file that failed a write tries a small one, so it finds out that it
+                # takes writes again also when nothing else writes to it (nothing asks
+                # for /readyz, or Kafka takes the appends and the spool is idle).
+                await sqlite_log.writable()
+            await self.ready()
             await asyncio.sleep(_METRICS_INTERVAL_S)
 
     def request_state(self) -> dict[str, Any]:

@@ -112,7 +112,17 @@ class Settings(BaseSettings):
         description="Spool size (bytes of raw bodies) at which ingest answers 503.",
     )
     embedded_retention_hours: float = Field(
-        168.0, gt=0, description="How long the embedded log keeps records."
+        168.0,
+        gt=0,
+        description="How long the embedded log keeps records. Older ones are deleted once "
+        "every consumer group has committed past them (the processor, `gateway dlq "
+        "redrive`); compacted topics keep the newest record per key.",
+    )
+    retention_interval_s: float = Field(
+        300.0,
+        gt=0,
+        description="How often retention runs on the embedded log and the spool: expired "
+        "records deleted, free space given back to the file system, the WAL truncated.",
     )
 
     # --- topics -------------------------------------------------------------------------

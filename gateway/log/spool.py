@@ -8,8 +8,10 @@ overtake each other. When the spool reaches its cap, appends fail with `SpoolFul
 
 A record that timed out may still reach Kafka later (the producer keeps retrying it).
 The drainer therefore first waits for that in-flight attempt: if it landed, the spooled
-copy is dropped instead of sent twice. Only a crash in that window can duplicate a raw
-record; the processor's deduplication absorbs that.
+copy is dropped instead of sent twice. Likewise, when Kafka confirmed a batch but the
+spool could not delete it (a full disk), the drainer remembers how far Kafka has it and
+only retries the delete. Only a crash in those windows can duplicate a raw record; the
+processor's deduplication absorbs that.
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ class SpoolingLog:
         self._in_flight: dict[tuple[str, int], asyncio.Future[Any]] = {}
         self._waiting: deque[tuple[float, asyncio.Future[bool]]] = deque()
         self._timer: asyncio.TimerHandle | None = None
+        # topic -> the last spooled offset Kafka confirmed that the spool still holds
+        self._forwarded: dict[str, int] = {}
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
         self._drainer: asyncio.Task[None] | None = None
@@ -198,7 +202,7 @@ class SpoolingLog:
             try:
                 moved = await self._drain_once()
             except LogUnavailable as exc:
-                logger.info("spool drain waits for kafka: %s", exc)
+                logger.info("spool drain waits (kafka or the spool failed): %s", exc)
                 moved = -1
             if moved > 0:
                 backoff = _BACKOFF_MIN_S
@@ -243,7 +247,10 @@ class SpoolingLog:
 
     async def _forward(self, topic: str, rows: list[LogRecord]) -> None:
         to_send: list[Record] = []
+        forwarded = self._forwarded.get(topic, -1)
         for row in rows:
+            if row.offset <= forwarded:
+                continue  # in Kafka already; only its delete from the spool failed
             earlier = self._in_flight.get((topic, row.offset))
             if earlier is not None and await self._landed(earlier):
                 continue
@@ -252,7 +259,9 @@ class SpoolingLog:
             )
         if to_send:
             await self.kafka.append(to_send)
+        self._forwarded[topic] = rows[-1].offset
         await self.spool.delete_through(topic, rows[-1].offset)
+        del self._forwarded[topic]
         for row in rows:
             self._in_flight.pop((topic, row.offset), None)
         self._spool_bytes = max(0, self._spool_bytes - sum(len(r.value) for r in rows))

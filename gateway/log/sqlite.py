@@ -6,6 +6,12 @@ commit) so the fsync cost is paid once per batch, not once per request. Each top
 single partition (0): order is total, which is ordered-per-key and then some. All SQLite
 work runs on one dedicated thread; the event loop never blocks on disk.
 
+A write that fails (a full disk, an I/O error) rolls back whole and is reported as
+`LogUnavailable`; from then on `writable()` is false until a write succeeds again (it
+tries a small one itself when asked). `enforce_retention` keeps the file bounded; the
+gateway's lifespan runs it periodically. The file itself (pragmas, transactions,
+retention SQL) is in sqlite_file.py.
+
 This is a log for one machine (development, small sites) and Kafka's outage spool. It
 is deliberately not a Kafka replacement: no replication, no partitions, no ACLs.
 """
@@ -17,9 +23,10 @@ import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -32,28 +39,23 @@ from gateway.log.base import (
     Record,
     TopicPartition,
 )
+from gateway.log.sqlite_consumer import SqliteConsumer
+from gateway.log.sqlite_file import (
+    checkpoint,
+    connect,
+    error_reason,
+    expire_chunk,
+    file_bytes,
+    probe,
+    topics,
+    transaction,
+    vacuum_chunk,
+)
+from gateway.ops.logs import get_logger
 
 T = TypeVar("T")
+logger = get_logger("gateway.log")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS records (
-    topic   TEXT    NOT NULL,
-    offset  INTEGER NOT NULL,
-    key     BLOB,
-    value   BLOB    NOT NULL,
-    headers TEXT    NOT NULL,
-    ts      INTEGER NOT NULL,
-    PRIMARY KEY (topic, offset)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS records_by_key ON records (topic, key);
-CREATE TABLE IF NOT EXISTS positions (
-    grp    TEXT    NOT NULL,
-    topic  TEXT    NOT NULL,
-    offset INTEGER NOT NULL,
-    PRIMARY KEY (grp, topic)
-) WITHOUT ROWID;
-"""
-_POLL_S = 0.25  # how often a waiting consumer looks for rows written by other processes
 _READ_CHUNK = 1000
 
 
@@ -77,8 +79,20 @@ class _PendingAppend:
     future: asyncio.Future[list[Position]]
 
 
+@dataclass(frozen=True, slots=True)
+class RetentionReport:
+    removed: int  # records deleted
+    reclaimed_bytes: int  # how much smaller the files (database and WAL) got
+
+
 class SqliteLog:
-    """The embedded log. `compacted` topics keep only the newest record per key."""
+    """The embedded log. `compacted` topics keep only the newest record per key.
+
+    Retention (`retention_s`, None: keep everything) never deletes a record some
+    consumer group has not committed past: every group with a stored position on the
+    topic, and the groups named in `holders` (topic -> groups) even before their first
+    commit. `on_write_error(reason)` and `on_writable(ok)` let the owner count failed
+    writes and watch the log's writability (metrics)."""
 
     name = "embedded"
 
@@ -88,12 +102,17 @@ class SqliteLog:
         *,
         compacted: Iterable[str] = (),
         retention_s: float | None = None,
+        holders: Mapping[str, Collection[str]] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = path
         self._compacted = frozenset(compacted)
         self._retention_s = retention_s
+        self._holders = dict(holders or {})
         self._clock = clock
+        self._failing: str | None = None  # why the last write failed, until one succeeds
+        self.on_write_error: Callable[[str], None] = lambda reason: None
+        self.on_writable: Callable[[bool], None] = lambda ok: None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-log")
         self._conn: sqlite3.Connection | None = None
         self._pending: list[_PendingAppend] = []
@@ -108,13 +127,7 @@ class SqliteLog:
         self._writer = asyncio.create_task(self._write_loop(), name="sqlite-log-writer")
 
     def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA busy_timeout=5000")
-        conn.executescript(_SCHEMA)
-        self._conn = conn
+        self._conn = connect(self.path)
 
     async def close(self) -> None:
         if self._closed:
@@ -130,11 +143,50 @@ class SqliteLog:
     async def _run(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
+    async def _read(self, fn: Callable[[], T]) -> T:
+        try:
+            return await self._run(fn)
+        except sqlite3.Error as exc:
+            raise LogUnavailable(f"{self.path.name} read: {exc}") from exc
+
+    async def _write(self, what: str, fn: Callable[[], T]) -> T:
+        """Run a write on the log's thread, keeping track of whether writes succeed."""
+        try:
+            result = await self._run(fn)
+        except sqlite3.Error as exc:
+            raise self._write_failed(what, exc) from exc
+        if self._failing is not None:
+            logger.warning("log takes writes again", path=str(self.path), reason=self._failing)
+            self._failing = None
+            self.on_writable(True)
+        return result
+
+    def _write_failed(self, what: str, exc: sqlite3.Error) -> LogUnavailable:
+        reason = error_reason(exc)
+        self.on_write_error(reason)
+        if self._failing is None:
+            logger.error(
+                "log cannot write", path=str(self.path), op=what, reason=reason, error=str(exc)
+            )
+            self.on_writable(False)
+        self._failing = reason
+        return LogUnavailable(f"{self.path.name} {what}: {exc}")
+
     @property
     def conn(self) -> sqlite3.Connection:
         if self._conn is None:
             raise LogUnavailable("the embedded log is not open")
         return self._conn
+
+    async def set_pragma(self, name: str, value: int | None) -> None:
+        """Faults on demand, for fault tests and drills: `max_page_count` caps the file
+        (writes that need more fail as SQLITE_FULL; None: SQLite's maximum again), and
+        `query_only` 1 refuses every write (SQLITE_READONLY)."""
+        defaults = {"max_page_count": 2**31 - 2, "query_only": 0}
+        if name not in defaults:
+            raise ValueError(f"not a fault pragma: {name}")
+        setting = defaults[name] if value is None else int(value)
+        await self._run(lambda: self.conn.execute(f"PRAGMA {name}={setting}").fetchall())
 
     # --- writing -----------------------------------------------------------------------
     async def append(self, records: Sequence[Record]) -> list[Position]:
@@ -159,11 +211,14 @@ class SqliteLog:
 
     async def _write_batch(self, batch: list[_PendingAppend]) -> None:
         try:
-            results = await self._run(lambda: self._insert_all([p.records for p in batch]))
-        except sqlite3.Error as exc:
+            results = await self._write(
+                "append", lambda: self._insert_all([p.records for p in batch])
+            )
+        except Exception as exc:  # every waiting append gets the answer; the loop lives on
             for pending in batch:
                 if not pending.future.done():
-                    pending.future.set_exception(LogUnavailable(f"embedded log write: {exc}"))
+                    failure = LogUnavailable(str(exc)) if isinstance(exc, LogUnavailable) else exc
+                    pending.future.set_exception(failure)
             return
         for pending, positions in zip(batch, results, strict=True):
             if not pending.future.done():
@@ -180,11 +235,9 @@ class SqliteLog:
         conn = self.conn
         now_ms = int(self._clock() * 1000)
         results: list[list[Position]] = []
-        # BEGIN IMMEDIATE takes the write lock, so offsets read here stay ours even when
-        # another process (a CLI command) appends to the same file.
-        conn.execute("BEGIN IMMEDIATE")
         next_offset: dict[str, int] = {}
-        try:
+        # The write lock is held from the start, so the offsets read here stay ours.
+        with transaction(conn):
             for records in groups:
                 results.append(
                     [self._insert(conn, record, now_ms, next_offset) for record in records]
@@ -196,10 +249,6 @@ class SqliteLog:
                     "ON CONFLICT (grp, topic) DO UPDATE SET offset = excluded.offset",
                     [(group, topic, offset) for (topic, _), offset in positions.items()],
                 )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         return results
 
     def _insert(
@@ -232,10 +281,7 @@ class SqliteLog:
         self, group: str, outputs: Sequence[Record], positions: Mapping[TopicPartition, int]
     ) -> None:
         """Append `outputs` and store `group`'s positions in one transaction."""
-        try:
-            await self._run(lambda: self._insert_all([outputs], (group, positions)))
-        except sqlite3.Error as exc:
-            raise LogUnavailable(f"embedded log commit: {exc}") from exc
+        await self._write("commit", lambda: self._insert_all([outputs], (group, positions)))
         async with self._appended:
             self._appended.notify_all()
 
@@ -243,26 +289,49 @@ class SqliteLog:
         """Delete `topic`'s records up to and including `offset` (the spool drainer's trim)."""
 
         def delete() -> None:
-            self.conn.execute(
-                "DELETE FROM records WHERE topic = ? AND offset <= ?", (topic, offset)
-            )
+            with transaction(self.conn):
+                self.conn.execute(
+                    "DELETE FROM records WHERE topic = ? AND offset <= ?", (topic, offset)
+                )
 
-        await self._run(delete)
+        await self._write("trim", delete)
 
-    async def enforce_retention(self) -> int:
-        """Delete records older than the retention period; returns how many went."""
-        if self._retention_s is None:
-            return 0
-        cutoff = int((self._clock() - self._retention_s) * 1000)
-        keep = sorted(self._compacted)
+    async def enforce_retention(self) -> RetentionReport:
+        """Delete expired records, then give the free space back to the file system.
 
-        def delete() -> int:
-            marks = ",".join("?" * len(keep))
-            clause = f" AND topic NOT IN ({marks})" if keep else ""
-            cursor = self.conn.execute(f"DELETE FROM records WHERE ts < ?{clause}", (cutoff, *keep))
-            return cursor.rowcount
+        Expired: older than the retention period, at an offset every consumer group has
+        committed past, not a topic's newest record; in compacted topics only tombstones
+        (the newest record per key stays). Without a retention period (the spool) only
+        the space is reclaimed: spooled records leave only through `delete_through`,
+        once Kafka confirmed them. Each step is its own short transaction, so appends
+        go on meanwhile."""
+        before = await self._run(lambda: file_bytes(self.path))
+        removed = 0
+        if self._retention_s is not None:
+            cutoff = int((self._clock() - self._retention_s) * 1000)
+            for topic in await self._read(lambda: topics(self.conn)):
+                start: int | None = 0
+                while start is not None:
+                    step = partial(
+                        expire_chunk,
+                        self.conn,
+                        topic,
+                        start,
+                        cutoff,
+                        self._holders.get(topic, ()),
+                        topic in self._compacted,
+                    )
+                    gone, start = await self._write("retention", step)
+                    removed += gone
+        while await self._write("vacuum", lambda: vacuum_chunk(self.conn)):
+            pass
+        await self._write("checkpoint", lambda: checkpoint(self.conn))
+        after = await self._run(lambda: file_bytes(self.path))
+        return RetentionReport(removed, max(0, before - after))
 
-        return await self._run(delete)
+    def size_bytes(self) -> int:
+        """Bytes on disk of the log's file and its WAL."""
+        return file_bytes(self.path)
 
     # --- reading -----------------------------------------------------------------------
     async def committed(self, group: str, topic: str) -> int:
@@ -272,7 +341,7 @@ class SqliteLog:
             ).fetchone()
             return int(row[0]) if row else 0
 
-        return await self._run(query)
+        return await self._read(query)
 
     async def rows_after(self, topic: str, offset: int, limit: int) -> list[LogRecord]:
         def query() -> list[LogRecord]:
@@ -283,7 +352,7 @@ class SqliteLog:
             ).fetchall()
             return [_row_to_record(topic, row) for row in rows]
 
-        return await self._run(query)
+        return await self._read(query)
 
     async def end_offset(self, topic: str) -> int:
         def query() -> int:
@@ -292,7 +361,7 @@ class SqliteLog:
             ).fetchone()
             return int(row[0])
 
-        return await self._run(query)
+        return await self._read(query)
 
     async def stats(self, topic: str) -> tuple[int, int, int | None]:
         """(records, bytes of values, oldest timestamp in ms) of one topic."""
@@ -305,7 +374,7 @@ class SqliteLog:
             ).fetchone()
             return int(row[0]), int(row[1]), None if row[2] is None else int(row[2])
 
-        return await self._run(query)
+        return await self._read(query)
 
     async def wait_for_append(self, timeout_s: float) -> None:
         """Return after the next append in this process, or after `timeout_s`."""
@@ -336,77 +405,17 @@ class SqliteLog:
             offset = rows[-1].offset + 1
 
     async def writable(self) -> bool:
-        return not self._closed and self._conn is not None
+        """Open, and writes succeed: after a failed write, true again only once a write
+        of about one batch (`sqlite_file.probe`) goes through."""
+        if self._closed or self._conn is None:
+            return False
+        if self._failing is None:
+            return True
+        with contextlib.suppress(LogUnavailable):
+            await self._write("probe", lambda: probe(self.conn))
+        return self._failing is None
 
     def consumer(
         self, group: str, topics: Sequence[str], listener: AssignmentListener | None = None
     ) -> SqliteConsumer:
         return SqliteConsumer(self, group, topics, listener)
-
-
-class SqliteConsumer:
-    """A consumer of the embedded log; it owns partition 0 of every topic it reads."""
-
-    def __init__(
-        self,
-        log: SqliteLog,
-        group: str,
-        topics: Sequence[str],
-        listener: AssignmentListener | None,
-    ) -> None:
-        self._log = log
-        self._group = group
-        self._topics = list(topics)
-        self._listener = listener
-        self._next: dict[str, int] = {}
-
-    @property
-    def assignment(self) -> set[TopicPartition]:
-        return {(topic, 0) for topic in self._topics}
-
-    async def start(self) -> None:
-        await self.rewind()
-        if self._listener is not None:
-            await self._listener.on_assigned(self.assignment)
-
-    async def stop(self) -> None:
-        if self._listener is not None:
-            await self._listener.on_revoked(self.assignment)
-
-    async def rewind(self) -> None:
-        for topic in self._topics:
-            self._next[topic] = await self._log.committed(self._group, topic)
-
-    async def fetch(self, max_records: int, timeout_s: float) -> list[LogRecord]:
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while True:
-            batch: list[LogRecord] = []
-            for topic in self._topics:
-                room = max_records - len(batch)
-                if room <= 0:
-                    break
-                rows = await self._log.rows_after(topic, self._next[topic], room)
-                if rows:
-                    self._next[topic] = rows[-1].offset + 1
-                    batch.extend(rows)
-            remaining = deadline - asyncio.get_running_loop().time()
-            if batch or remaining <= 0:
-                return batch
-            await self._log.wait_for_append(min(remaining, _POLL_S))
-
-    async def commit(
-        self,
-        outputs: Mapping[TopicPartition, Sequence[Record]],
-        positions: Mapping[TopicPartition, int],
-    ) -> None:
-        # One SQLite transaction covers every partition at once.
-        flat = [record for records in outputs.values() for record in records]
-        await self._log.commit_group(self._group, flat, positions)
-
-    async def lag(self) -> dict[TopicPartition, int]:
-        result: dict[TopicPartition, int] = {}
-        for topic in self._topics:
-            end = await self._log.end_offset(topic)
-            committed = await self._log.committed(self._group, topic)
-            result[(topic, 0)] = max(0, end - committed)
-        return result

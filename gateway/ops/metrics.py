@@ -153,6 +153,44 @@ class Metrics:
             "Records written to the local spool because Kafka did not confirm in time.",
             registry=r,
         )
+        # the local SQLite files: log="embedded" (the embedded log) or "spool"
+        self.log_writable = self._track(
+            Gauge,
+            "gateway_log_writable",
+            "1 while the local SQLite log takes writes; 0 from a failed write until one "
+            "succeeds again.",
+            ["log"],
+            registry=r,
+        )
+        self.log_write_errors = self._track(
+            Counter,
+            "gateway_log_write_errors_total",
+            "Writes to the local SQLite log that failed, by reason (disk_full, io_error, "
+            "busy, read_only, corrupt, ...).",
+            ["log", "reason"],
+            registry=r,
+        )
+        self.log_size = self._track(
+            Gauge,
+            "gateway_log_size_bytes",
+            "Size on disk of the local SQLite log (database file and WAL).",
+            ["log"],
+            registry=r,
+        )
+        self.retention_removed = self._track(
+            Counter,
+            "gateway_log_retention_removed_records_total",
+            "Records retention deleted from the local SQLite log.",
+            ["log"],
+            registry=r,
+        )
+        self.retention_reclaimed = self._track(
+            Counter,
+            "gateway_log_retention_reclaimed_bytes_total",
+            "Bytes by which retention shrank the local SQLite log's files.",
+            ["log"],
+            registry=r,
+        )
         self.ready = self._track(
             Gauge, "gateway_ready", "1 when the gateway accepts callbacks.", registry=r
         )

@@ -165,6 +165,10 @@ class Processor:
                 )
                 try:
                     async with self._batch_lock:
+                        if self._in_flight is not None and self._in_flight.done():
+                            # A failed commit surfaces now, not only when the next records
+                            # come: after it, nothing may arrive until it is retried.
+                            await self._settle()
                         await self._process_batch(consumer, records)
                         await self._expire_state(consumer)
                 except _Abandoned:
@@ -173,7 +177,8 @@ class Processor:
                         if not self._stopping.is_set():
                             await consumer.rewind()
                     continue
-                self._restarts.succeeded()
+                if self._in_flight is None:  # a commit in flight counts once it went through
+                    self._restarts.succeeded()
                 await self._report_lag(consumer)
         finally:
             await self._settle()  # on the way out too: the last batch commits or fails
@@ -205,6 +210,7 @@ class Processor:
 
         async def commit() -> None:
             await consumer.commit(outputs, positions)
+            self._restarts.succeeded()
             self._count_published(published)
             if records:
                 self._metrics.batch_duration.observe(time.perf_counter() - started)

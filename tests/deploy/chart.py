@@ -66,6 +66,9 @@ COUNTERS = frozenset(
         "gateway_oc_token_refreshes_total",
         "gateway_reconcile_changes_found_total",
         "gateway_verification_failures_total",
+        "gateway_log_write_errors_total",
+        "gateway_log_retention_removed_records_total",
+        "gateway_log_retention_reclaimed_bytes_total",
     }
 )
 GAUGES = frozenset(
@@ -80,6 +83,8 @@ GAUGES = frozenset(
         "gateway_callbacks_in_flight",
         "gateway_admission_limit",
         "gateway_event_loop_lag_seconds",
+        "gateway_log_writable",
+        "gateway_log_size_bytes",
     }
 )
 HISTOGRAMS = frozenset(

@@ -49,6 +49,7 @@ REQUIRED_ALERTS = {
     "OCGatewayNotReady",
     "OCGatewayUnavailable",
     "OCGatewayInsecureMode",
+    "OCGatewayLogWriteFailing",  # issue 14
 }
 METRIC_RE = re.compile(r"\bgateway_[a-z0-9_]+\b")
 
@@ -200,6 +201,41 @@ ALERT_CASES: list[tuple[str, list[dict[str, str]], str, list[dict[str, str]]]] =
     ),
     # Not ready for 3 minutes (a restart) is shorter than the alert's `for`.
     ("OCGatewayNotReady", [_series("gateway_ready", "0 0 0 1 1 1 1 1 1 1 1", pod="a")], "10m", []),
+    (
+        "OCGatewayLogWriteFailing",
+        [
+            _series(
+                "gateway_log_write_errors_total",
+                "0+3x20",
+                pod="a",
+                log="embedded",
+                reason="disk_full",
+            ),
+            _series(
+                "gateway_log_write_errors_total", "0x20", pod="a", log="embedded", reason="busy"
+            ),
+            _series("gateway_log_writable", "0x20", pod="a", log="embedded"),
+            _series("gateway_log_writable", "1x20", pod="b", log="embedded"),
+        ],
+        "10m",
+        [{"namespace": NAMESPACE, "pod": "a", "log": "embedded", "reason": "disk_full"}],
+    ),
+    (
+        # A failed write that the next one cured (a lock held a moment too long).
+        "OCGatewayLogWriteFailing",
+        [
+            _series(
+                "gateway_log_write_errors_total",
+                "0 2 2 2 2 2 2 2 2",
+                pod="a",
+                log="spool",
+                reason="busy",
+            ),
+            _series("gateway_log_writable", "1 0 1 1 1 1 1 1 1", pod="a", log="spool"),
+        ],
+        "6m",
+        [],
+    ),
     (
         "OCGatewaySpoolGrowing",
         [_series("gateway_spool_depth_records", "0+10x40", pod="a")],
