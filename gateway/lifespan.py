@@ -29,7 +29,7 @@ from gateway.ingest.verify import Verifier, check_configured
 from gateway.log.base import Lease, Log, SoleLease
 from gateway.log.kafka import KafkaLease, KafkaLog, check_partitions
 from gateway.log.retention import Retention
-from gateway.log.spool import SpoolingLog
+from gateway.log.spool import SpoolingLog, forward_leftovers
 from gateway.log.sqlite import SqliteLog
 from gateway.log.sqlite_file import REASONS
 from gateway.oc.client import OcClient
@@ -43,6 +43,7 @@ from gateway.process.processor import Handler, Processor
 from gateway.process.reconcile import Reconciler
 from gateway.process.state import StateStore
 from gateway.settings import Settings
+from gateway.workers import WorkerPool
 
 logger = get_logger("gateway")
 
@@ -78,7 +79,7 @@ def build_log(settings: Settings) -> Log:
             holders=holders if settings.processor_enabled else None,
         )
     kafka = KafkaLog(settings, topics=all_topics(settings), compacted=compacted_topics(settings))
-    spool = SqliteLog(settings.data_dir / "spool.sqlite3")
+    spool = SqliteLog(settings.data_dir / settings.spool_file)
     return SpoolingLog(
         kafka,
         spool,
@@ -130,6 +131,10 @@ class Gateway:
     # Tests wrap the record handler (the processor's port) to inject failures.
     wrap_handler: Callable[[Handler], Handler] | None = None
     tracing: Tracing | None = None  # built from settings unless given (tests)
+    # Spool files of ingest workers that no longer run: their records go to Kafka.
+    leftover_spools: list[Path] = field(default_factory=list)
+    # A primary's ingest workers: it is ready only while all of them are.
+    workers: WorkerPool | None = None
     log: Log = field(init=False)
     verifier: Verifier = field(init=False)
     ingest: IngestService = field(init=False)
@@ -172,6 +177,9 @@ class Gateway:
         for label, sqlite_log in local.items():
             self._watch(label, sqlite_log)
         await self.log.start()
+        if isinstance(self.log, SpoolingLog) and self.leftover_spools:
+            leftovers = forward_leftovers(self.log.kafka, self.leftover_spools, self._topics())
+            self._tasks.append(asyncio.create_task(leftovers, name="leftover-spools"))
         self.retention = Retention(local, self.metrics, settings.retention_interval_s)
         self._tasks.append(asyncio.create_task(self.retention.run(), name="retention"))
         if settings.processor_enabled:
@@ -216,6 +224,9 @@ class Gateway:
         log.on_writable = lambda ok: writable.set(1 if ok else 0)
         writable.set(1)
 
+    def _topics(self) -> list[str]:
+        return [self.settings.topic_raw, self.settings.topic_quarantine]
+
     def _lease(self) -> Lease:
         if isinstance(self.log, SpoolingLog):
             group = f"{self.settings.kafka_consumer_group}-reconciler"
@@ -253,7 +264,7 @@ class Gateway:
             ok = await self.log.writable()
             self._ready_cache = (now, ok)
             self.metrics.ready.set(1 if ok else 0)
-        return ok
+        return ok and (self.workers is None or self.workers.all_ready)
 
     async def _refresh_gauges(self) -> None:
         local = local_logs(self.log)

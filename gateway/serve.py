@@ -11,7 +11,11 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import os
+import shutil
 import signal
+import socket
+import time
 from collections.abc import Iterator
 from typing import Literal
 
@@ -21,10 +25,19 @@ from starlette.applications import Starlette
 from gateway.app import create_app, create_ops_app
 from gateway.errors import ConfigurationError
 from gateway.ingest.overload import admitting_protocol
-from gateway.ingest.verify import check_configured
+from gateway.ingest.verify import Verifier, check_configured
 from gateway.lifespan import Gateway
 from gateway.ops.logs import configure_logging, get_logger
+from gateway.ops.metrics import use_multiprocess
 from gateway.settings import Settings
+from gateway.workers import (
+    READY,
+    WorkerPool,
+    check_workers,
+    leftover_spools,
+    reuse_port_socket,
+    worker_settings,
+)
 
 logger = get_logger("gateway.serve")
 
@@ -33,9 +46,18 @@ class _Server(uvicorn.Server):
     """A uvicorn server that leaves signal handling to `serve` (two servers share one
     process, and uvicorn's own handling re-raises the signal, exiting non-zero)."""
 
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.serving = asyncio.Event()
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self.serving.set()
 
 
 def _config(
@@ -60,17 +82,99 @@ def _config(
 
 
 async def serve(settings: Settings) -> int:
-    gateway = Gateway(settings)
+    """One process: the webhook server, the ops server, and the processor."""
+    gateway = Gateway(settings, leftover_spools=leftover_spools(settings.data_dir, 1))
     if settings.ingest_enabled:
         check_configured(gateway.verifier)  # fail before binding any port
+    web = _webhook_server(gateway, settings)
+    ops = _ops_server(gateway, settings)
+    _on_signals(gateway, web)
+    ops_task = asyncio.create_task(ops.serve()) if ops is not None else None
+    try:
+        await web.serve()
+    finally:
+        if ops is not None and ops_task is not None:
+            ops.should_exit = True
+            await ops_task
+    return 0 if web.started else 1
+
+
+async def serve_primary(settings: Settings) -> int:
+    """With ingest workers: the processor and the ops server here, the webhook routes in
+    `settings.ingest_workers` worker processes (gateway/workers.py)."""
+    own = settings.model_copy(update={"ingest_enabled": False})
+    pool = WorkerPool(settings)
+    gateway = Gateway(
+        own,
+        leftover_spools=leftover_spools(settings.data_dir, settings.ingest_workers),
+        workers=pool,
+    )
+    check_configured(Verifier(settings, time.time))  # what the workers will refuse to run
+    ops = _ops_server(gateway, settings)
+    stop = asyncio.Event()
+
+    def on_signal(signum: int) -> None:
+        logger.info("shutting down", signal=signal.Signals(signum).name)
+        gateway.shutting_down = True
+        stop.set()
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    await gateway.start()
+    ops_task = asyncio.create_task(ops.serve()) if ops is not None else None
+    try:
+        await pool.start()
+        await stop.wait()
+    finally:
+        await pool.stop(settings.shutdown_grace_s)
+        if ops is not None and ops_task is not None:
+            ops.should_exit = True
+            await ops_task
+        await gateway.stop()
+    return 0
+
+
+async def serve_worker(settings: Settings, index: int, ready_fd: int | None) -> int:
+    """Ingest worker `index`: the webhook routes only, on the shared port."""
+    mine = worker_settings(settings, index)
+    gateway = Gateway(mine)
+    check_configured(gateway.verifier)
+    web = _webhook_server(gateway, mine)
+    _on_signals(gateway, web)
+    sock = reuse_port_socket(mine.http_host, mine.http_port)
+    ready = asyncio.create_task(_tell_when_serving(web, ready_fd))
+    try:
+        await web.serve(sockets=[sock])
+    finally:
+        ready.cancel()
+        if ready_fd is not None:
+            os.close(ready_fd)
+    return 0 if web.started else 1
+
+
+async def _tell_when_serving(web: _Server, ready_fd: int | None) -> None:
+    await web.serving.wait()
+    if ready_fd is not None:
+        os.write(ready_fd, READY)
+
+
+def _webhook_server(gateway: Gateway, settings: Settings) -> _Server:
     ingest = gateway.ingest
     protocol = admitting_protocol(ingest.admission, ingest.refused)
-    web = _Server(
-        _config(create_app(gateway=gateway), settings, settings.http_port, "on", protocol)
-    )
-    ops: _Server | None = None
-    if settings.metrics_port:
-        ops = _Server(_config(create_ops_app(gateway), settings, settings.metrics_port, "off"))
+    app = create_app(gateway=gateway)
+    return _Server(_config(app, settings, settings.http_port, "on", protocol))
+
+
+def _ops_server(gateway: Gateway, settings: Settings) -> _Server | None:
+    if not settings.metrics_port:
+        return None
+    return _Server(_config(create_ops_app(gateway), settings, settings.metrics_port, "off"))
+
+
+def _on_signals(gateway: Gateway, web: uvicorn.Server) -> None:
+    """SIGTERM or SIGINT: not ready at once; the webhook server stops taking requests and
+    finishes the ones it has (a second signal: at once)."""
 
     def on_signal(signum: int) -> None:
         logger.info("shutting down", signal=signal.Signals(signum).name)
@@ -82,14 +186,6 @@ async def serve(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
-    ops_task = asyncio.create_task(ops.serve()) if ops is not None else None
-    try:
-        await web.serve()
-    finally:
-        if ops is not None and ops_task is not None:
-            ops.should_exit = True
-            await ops_task
-    return 0 if web.started else 1
 
 
 def _quiet_gc() -> None:
@@ -103,10 +199,20 @@ def _quiet_gc() -> None:
 def _run(args: argparse.Namespace) -> int:
     settings = Settings()
     configure_logging(settings.log_level)
-    _quiet_gc()
     try:
         import uvloop
 
+        if args.worker is not None:
+            _quiet_gc()
+            return uvloop.run(serve_worker(settings, args.worker, args.ready_fd))
+        if settings.ingest_workers > 1 and settings.ingest_enabled:
+            check_workers(settings)
+            metrics_dir = settings.data_dir / "metrics"
+            shutil.rmtree(metrics_dir, ignore_errors=True)  # what the last run's left
+            use_multiprocess(metrics_dir)
+            _quiet_gc()
+            return uvloop.run(serve_primary(settings))
+        _quiet_gc()
         return uvloop.run(serve(settings))
     except ConfigurationError as exc:
         logger.error("refusing to start", reason=str(exc))
@@ -117,4 +223,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser = commands.add_parser(
         "serve", help="run the gateway (settings from GATEWAY_* environment variables)"
     )
+    # Internal: how a primary starts its ingest workers (gateway/workers.py).
+    parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
     parser.set_defaults(handler=_run)

@@ -215,6 +215,19 @@ class Settings(BaseSettings):
     processor_enabled: bool = Field(
         True, description="Run the processor in this process (false: ingest only)."
     )
+    ingest_workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Processes answering callbacks on the webhook port (Kafka only): with "
+        "more than one, a primary runs the processor and the ops server and starts this many "
+        "ingest workers, so ingest uses every core. One processor per replica either way.",
+    )
+    spool_file: str = Field(
+        "spool.sqlite3",
+        description="The Kafka-outage spool's file in the data directory (ingest workers "
+        "each use spool-w<i>.sqlite3).",
+    )
     ingest_enabled: bool = Field(
         True, description="Serve the webhook routes (false: processor only)."
     )

@@ -23,6 +23,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from gateway.aio import wait_set
@@ -30,6 +31,7 @@ from gateway.errors import LogUnavailable, SpoolFull
 from gateway.log.base import AssignmentListener, LogConsumer, LogRecord, Position, Record
 from gateway.log.kafka import KafkaLog
 from gateway.log.sqlite import SqliteLog
+from gateway.retry import Backoff, RetryPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -310,3 +312,46 @@ class SpoolingLog:
         if not self._spooling and await self.kafka.writable():
             return True
         return not self._full and await self.spool.writable()
+
+
+async def forward_leftovers(
+    kafka: KafkaLog, paths: Sequence[Path], topics: Sequence[str], batch: int = _DRAIN_BATCH
+) -> None:
+    """Forward to Kafka, in order, what spool files no process owns any more hold (the
+    spools of ingest workers that no longer run), then delete them; until Kafka takes
+    them, try again with the shared backoff."""
+    backoff = Backoff(RetryPolicy(max_retries=0, base_s=_BACKOFF_MIN_S, cap_s=_BACKOFF_MAX_S))
+    for path in paths:
+        while True:
+            try:
+                moved = await _forward_file(kafka, path, topics, batch)
+            except LogUnavailable as exc:
+                delay = backoff.failed()
+                logger.info("leftover spool %s waits for kafka: %s", path.name, exc)
+                await asyncio.sleep(delay)
+                continue
+            backoff.succeeded()
+            logger.warning("forwarded %d records left in %s", moved, path.name)
+            for leftover in (path, *path.parent.glob(path.name + "-*")):
+                leftover.unlink(missing_ok=True)
+            break
+
+
+async def _forward_file(kafka: KafkaLog, path: Path, topics: Sequence[str], batch: int) -> int:
+    spool = SqliteLog(path)
+    await spool.start()
+    moved = 0
+    try:
+        for topic in topics:
+            while rows := await spool.rows_after(topic, 0, batch):
+                await kafka.append(
+                    [
+                        Record(topic, r.value, r.key, r.headers, timestamp_ms=r.timestamp_ms)
+                        for r in rows
+                    ]
+                )
+                await spool.delete_through(topic, rows[-1].offset)
+                moved += len(rows)
+    finally:
+        await spool.close()
+    return moved

@@ -9,9 +9,19 @@ first `UNKNOWN_STATUS_VALUES` distinct values per kind (later ones are `other`).
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    values,
+)
 
 from gateway.ops.labels import BoundedLabels
 
@@ -363,4 +373,52 @@ class Metrics:
     def _track(self, kind: type[C], name: str, documentation: str, *args: Any, **kw: Any) -> C:
         labels = args[0] if args else kw.get("labelnames", ())
         self.labels[name.removesuffix("_total")] = tuple(labels)
+        if kind is Gauge:
+            kw["multiprocess_mode"] = _GAUGE_MODES.get(name, "livesum")
         return kind(name, documentation, *args, **kw)
+
+    def exposition(self) -> bytes:
+        """The metrics in Prometheus' text format: this process's, or, with ingest
+        workers (`use_multiprocess`), every live process's of this gateway together."""
+        if _MULTIPROCESS_ENV not in os.environ:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        _collector(registry)
+        return generate_latest(registry)
+
+
+_MULTIPROCESS_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+# prometheus_client's multiprocess helpers carry no annotations.
+_collector: Any = multiprocess.MultiProcessCollector
+_mark_dead: Any = multiprocess.mark_process_dead
+_value_class: Any = values.MultiProcessValue
+# How a gauge of several processes (ingest workers) adds up: spool and in-flight counts
+# sum, lags and states take the worst, readiness the lowest.
+_GAUGE_MODES: Final[dict[str, str]] = {
+    "gateway_event_loop_lag_seconds": "livemax",
+    "gateway_spool_oldest_age_seconds": "livemax",
+    "gateway_log_writable": "livemin",
+    "gateway_insecure_mode": "livemax",
+    "gateway_processor_lag_records": "livemax",
+    "gateway_oc_breaker_state": "livemax",
+    "gateway_reconcile_last_success_timestamp_seconds": "max",
+    "gateway_reconcile_window_lag_seconds": "livemax",
+    "gateway_ready": "livemin",
+}
+
+
+def use_multiprocess(directory: Path) -> None:
+    """Keep every metric of this process in `directory` (shared with the gateway's other
+    processes, so one /metrics shows them all). Call before any `Metrics` is built;
+    processes started afterwards inherit it through the environment."""
+    directory.mkdir(parents=True, exist_ok=True)
+    os.environ[_MULTIPROCESS_ENV] = str(directory)
+    # prometheus_client picks its value class when first imported; this process imported
+    # it before it knew it would have workers.
+    values.ValueClass = _value_class()
+
+
+def process_gone(pid: int) -> None:
+    """A process of this gateway exited: its live gauges no longer count."""
+    if _MULTIPROCESS_ENV in os.environ:
+        _mark_dead(pid)

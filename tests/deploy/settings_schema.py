@@ -38,6 +38,7 @@ CHART_MANAGED = frozenset(
         "KAFKA_PARTITIONS",
         "KAFKA_REPLICATION_FACTOR",
         "PROCESSOR_ENABLED",
+        "INGEST_WORKERS",
         "INGEST_ENABLED",
     )
 )

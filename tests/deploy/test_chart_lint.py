@@ -68,6 +68,7 @@ def test_every_scenario_is_covered() -> None:
         ),
         pytest.param(["persistence.kafkaMode=pvc"], "/persistence/kafkaMode", id="volume-kind"),
         pytest.param(["image.digest=latest"], "/image/digest", id="digest"),
+        pytest.param(["ingest.workers=0"], "/ingest/workers", id="workers"),
         pytest.param(["oc.tokenStore.claim=x"], "'claim' not allowed", id="token-store-typo"),
         pytest.param(
             ["oc.refreshTokenSecret.name=Not_A_Name"],
@@ -98,6 +99,7 @@ def test_schema_accepts_secret_from_value_from_in_extra_env(helm: Path) -> None:
         ("minimal", ["autoscaling.enabled=true"], "autoscaling.enabled needs Kafka mode"),
         ("minimal", ["replicaCount=3"], "replicaCount > 1 needs Kafka mode"),
         ("minimal", ["processor.separate=true"], "processor.separate needs Kafka mode"),
+        ("minimal", ["ingest.workers=2"], "ingest.workers > 1 needs Kafka mode"),
         ("kafka-sasl-tls", ["persistence.kafkaMode=claim"], "cannot scale"),
         (
             "kafka-sasl-tls",

@@ -192,6 +192,17 @@ def test_kafka_sasl_ssl_settings_and_ca_from_a_secret(rendered: Rendered) -> Non
     assert password["valueFrom"] == {"secretKeyRef": {"name": "oc-gateway", "key": "password"}}
 
 
+def test_ingest_workers_run_in_the_gateway_pods_only(rendered: Rendered) -> None:
+    manifests = rendered["kafka-ingest-workers"]
+    (gateway_container,) = _pod_spec(_gateway(manifests))["containers"]
+    processor = named(manifests, "Deployment", f"{FULLNAME}-processor")
+    (processor_container,) = _pod_spec(processor)["containers"]
+    assert _env(gateway_container)["GATEWAY_INGEST_WORKERS"]["value"] == "4"
+    assert "GATEWAY_INGEST_WORKERS" not in _env(processor_container)
+    default = _gateway(rendered["kafka-processor-split"])
+    assert "GATEWAY_INGEST_WORKERS" not in _env(_pod_spec(default)["containers"][0])
+
+
 def test_processor_split_runs_two_deployments(rendered: Rendered) -> None:
     manifests = rendered["kafka-processor-split"]
     gateway = _gateway(manifests)

@@ -151,6 +151,9 @@ Combinations the chart refuses, each with the reason. Included by every workload
 {{- if and (eq $mode "embedded") (gt (int .Values.replicaCount) 1) }}
 {{- fail "replicaCount > 1 needs Kafka mode (kafka.bootstrapServers): the embedded log runs as exactly one replica" }}
 {{- end }}
+{{- if and (eq $mode "embedded") (gt (int .Values.ingest.workers) 1) }}
+{{- fail "ingest.workers > 1 needs Kafka mode (kafka.bootstrapServers): the embedded log is one SQLite file that one process writes" }}
+{{- end }}
 {{- if and (eq $mode "embedded") .Values.processor.separate }}
 {{- fail "processor.separate needs Kafka mode (kafka.bootstrapServers): in embedded mode one process owns the log" }}
 {{- end }}

@@ -66,6 +66,10 @@ spec:
         - name: GATEWAY_PROCESSOR_ENABLED
           value: "false"
         {{- end }}
+        {{- if and (eq $component "gateway") (gt (int $values.ingest.workers) 1) }}
+        - name: GATEWAY_INGEST_WORKERS
+          value: {{ $values.ingest.workers | quote }}
+        {{- end }}
         {{- with $values.kafka.sasl.passwordSecret }}
         {{- if and .name (hasPrefix "SASL_" $values.kafka.securityProtocol) }}
         - name: GATEWAY_KAFKA_SASL_PASSWORD
