@@ -56,6 +56,7 @@ def _plan(args: argparse.Namespace) -> benchmark.Plan:
             "warmup_s": 2.0,
             "producer_perf_records": 20_000,
             "broker_warmup_records": 20_000,
+            "overload_s": 5.0,
         }
     return benchmark.Plan(**chosen)
 

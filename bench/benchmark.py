@@ -31,6 +31,7 @@ from bench.services import (
     service_url,
     simulator,
 )
+from bench.stats import percentiles
 from bench.targets import Callback, fetch_callbacks, payload_bytes, write_targets
 from bench.topics import KafkaReader, Reader, SeenDeliveries, SqliteReader, Watching
 from tools.kafka_broker import Broker, start_broker
@@ -38,9 +39,11 @@ from tools.kafka_broker import Broker, start_broker
 MODES = ("kafka", "embedded")
 # The documented scale-out shape on Kafka: one ingest-only and one processor-only process.
 SPLIT = "kafka-split"
-# Ingest alone (GATEWAY_PROCESSOR_ENABLED=false): the webhook path's own capacity.
-INGEST_ONLY = ("kafka-ingest", "embedded-ingest")
+# Ingest alone (GATEWAY_PROCESSOR_ENABLED=false): the webhook path's own capacity; the
+# "-2w" mode with two ingest workers (GATEWAY_INGEST_WORKERS=2) on every core.
+INGEST_ONLY = ("kafka-ingest", "embedded-ingest", "kafka-ingest-2w")
 ALL_MODES = (*MODES, SPLIT, *INGEST_ONLY)
+WORKERS = {"kafka-ingest-2w": 2}
 
 
 _WARMUP_RECORD_BYTES = 820  # about the simulator's mean callback size
@@ -71,6 +74,11 @@ class Plan:
     sustained_share: float = 0.95
     # Extra GATEWAY_* settings for every gateway of the run (experiments; empty by default).
     gateway_env: tuple[tuple[str, str], ...] = ()
+    # Overload: after saturation, these modes are offered these multiples of the capacity
+    # they just showed (answers 200 per second with 64 senders), at a fixed rate.
+    overload_modes: tuple[str, ...] = ("kafka", "kafka-ingest")
+    overload_factors: tuple[int, ...] = (2, 4)
+    overload_s: float = 20.0
 
 
 @dataclass
@@ -139,6 +147,7 @@ async def step(
     checked = audit(sent_at, bodies, records, "-")
     answered = result.summary()
     refused = len(result.answers) - len(result.ok())
+    refusals = percentiles([a.latency_s for a in result.answers if a.code == 503])
     sustained = rate == 0 or (
         result.throughput() >= ctx.plan.sustained_share * rate
         and refused <= 0.01 * len(result.answers)
@@ -158,6 +167,7 @@ async def step(
         "reconciled": checked.reconciled if watching is not None else None,
         "duplicates": checked.duplicates,
         "enrichment": enrichment_mix(r for r in records if r.delivery_id in sent_at),
+        "refused_latency_ms": refusals.as_ms(),
     }
 
 
@@ -185,6 +195,8 @@ async def _start_gateways(ctx: Context, mode: str, config: GatewayConfig) -> lis
     """The gateway (or, for the split mode, its ingest and its processor processes)."""
     if mode in INGEST_ONLY:
         config.extra["GATEWAY_PROCESSOR_ENABLED"] = "false"
+    if mode in WORKERS:
+        config.extra["GATEWAY_INGEST_WORKERS"] = str(WORKERS[mode])
     if mode != SPLIT:
         gateway = Gateway(config, ctx.out / f"gateway-{mode}.log")
         await asyncio.to_thread(gateway.start)
@@ -261,7 +273,24 @@ async def bench_mode(ctx: Context, mode: str) -> dict[str, Any]:
                     plan.saturation_s,
                     plan.saturation_workers,
                 )
-        peaks = [sample(pid).peak_rss_bytes for pid in pids]
+                overload, overload_steps = [], []
+                if mode in plan.overload_modes:
+                    capacity = saturation["ok_per_s"]
+                    for factor in plan.overload_factors:
+                        offered = max(1, round(capacity * factor))
+                        print(f"[{mode}] overload: {offered}/s ({factor}x capacity)", flush=True)
+                        result = await step(
+                            ctx,
+                            gateway,
+                            pids,
+                            watching,
+                            f"{mode}-overload-{factor}x",
+                            offered,
+                            plan.overload_s,
+                        )
+                        overload.append(overloaded(mode, capacity, result))
+                        overload_steps.append(result)
+        peaks = [total([pid]).peak_rss_bytes for pid in pids]
     finally:
         for g in gateways:
             codes.append(await asyncio.to_thread(g.stop))
@@ -270,9 +299,27 @@ async def bench_mode(ctx: Context, mode: str) -> dict[str, Any]:
         "processes": len(gateways),
         "rates": steps,
         "saturation": saturation,
+        "overload": overload,
+        "overload_steps": overload_steps,
         "peak_rss_bytes": max(whole.max_rss_bytes, sum(peaks)),
         "peak_rss_bytes_per_process": peaks,
         "exit_codes": codes,
+    }
+
+
+def overloaded(mode: str, capacity: float, result: dict[str, Any]) -> dict[str, Any]:
+    """An overload step as results.json's `benchmark.overload` entries read."""
+    return {
+        "mode": mode,
+        "offered_per_s": result["offered_rate"],
+        "capacity_per_s": capacity,
+        "goodput_per_s": result["ok_per_s"],
+        "goodput_share_of_capacity": round(result["ok_per_s"] / capacity, 3) if capacity else None,
+        "accepted_ack_p99_ms": result["ack_latency_ms"]["p99"],
+        "refused_p99_ms": result["refused_latency_ms"]["p99"],
+        "codes": result["codes"],
+        "missing": result["missing"],
+        "duplicates": result["duplicates"],
     }
 
 
@@ -353,6 +400,7 @@ async def run(
             "duration_s": round(time.time() - started, 1),
             "payload_bytes": payload_bytes(ctx.payloads),
             "modes": modes,
+            "overload": [entry for mode in modes.values() for entry in mode["overload"]],
             "references": references,
         }
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -33,9 +34,31 @@ def sample(pid: int) -> ProcSample:
     return ProcSample((utime + stime) / _TICKS, rss, peak)
 
 
+def family(pid: int) -> list[int]:
+    """`pid` and every process it started, and theirs (a gateway's ingest workers)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            with open(f"/proc/{current}/task/{current}/children") as f:
+                todo += [int(child) for child in f.read().split()]
+        except OSError:
+            continue
+    return found
+
+
 def total(pids: list[int]) -> ProcSample:
-    """CPU and memory of several processes added up (a gateway split in two)."""
-    found = [sample(pid) for pid in pids]
+    """CPU and memory of several processes and their children added up (a gateway split
+    in two, or with ingest workers). A child that exited takes its CPU time with it: the
+    figures are for processes that live through the measurement."""
+    found = []
+    for pid in pids:
+        for member in family(pid):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                found.append(sample(member))
+    if not found:
+        raise OSError(f"no process left of {pids}")
     return ProcSample(
         sum(s.cpu_s for s in found),
         sum(s.rss_bytes for s in found),

@@ -27,6 +27,8 @@ _PLAN = benchmark.Plan(
     producer_perf_records=2_000,
     broker_warmup_records=2_000,
     catch_up_timeout_s=60.0,
+    overload_factors=(2,),
+    overload_s=2.0,
 )
 
 
@@ -54,6 +56,12 @@ async def test_benchmark_smoke(tmp_path: Path, vegeta: Path, kafka_broker: Broke
         for step in [*figures["rates"], figures["saturation"]]:
             _well_formed_step(step)
         assert figures["peak_rss_bytes"] > 0
+    [overload] = section["overload"]  # the kafka mode, offered twice its capacity
+    assert overload["mode"] == "kafka"
+    assert overload["offered_per_s"] == round(2 * overload["capacity_per_s"])
+    assert (overload["missing"], overload["duplicates"]) == (0, 0)
+    assert set(overload) >= {"goodput_per_s", "accepted_ack_p99_ms", "refused_p99_ms"}
+    assert "### Overload" in report.summary(results)
     refs = section["references"]
     assert refs["bare_starlette"]["saturation"]["ok_per_s"] > 0
     assert refs["kafka_producer_perf"]["records_per_s"] > 0
