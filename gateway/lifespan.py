@@ -22,7 +22,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 
-from gateway.clock import SYSTEM_CLOCK
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.errors import ConfigurationError, LogUnavailable
 from gateway.ingest.service import IngestService
 from gateway.ingest.verify import Verifier, check_configured
@@ -66,7 +66,7 @@ def compacted_topics(settings: Settings) -> set[str]:
     return {settings.topic_inventory, settings.topic_state}
 
 
-def build_log(settings: Settings) -> Log:
+def build_log(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Log:
     """The embedded log, or Kafka backed by a local spool for appends."""
     if not settings.uses_kafka:
         # The processor holds the raw records it has not committed past from retention,
@@ -76,16 +76,18 @@ def build_log(settings: Settings) -> Log:
             settings.data_dir / "log.sqlite3",
             compacted=compacted_topics(settings),
             retention_s=settings.embedded_retention_hours * 3600,
+            clock=clock,
             holders=holders if settings.processor_enabled else None,
         )
     kafka = KafkaLog(settings, topics=all_topics(settings), compacted=compacted_topics(settings))
-    spool = SqliteLog(settings.data_dir / settings.spool_file)
+    spool = SqliteLog(settings.data_dir / settings.spool_file, clock=clock)
     return SpoolingLog(
         kafka,
         spool,
         topics=[settings.topic_raw, settings.topic_quarantine],
         append_timeout_s=settings.kafka_append_timeout_s,
         max_bytes=settings.spool_max_bytes,
+        clock=clock,
     )
 
 
@@ -135,6 +137,8 @@ class Gateway:
     leftover_spools: list[Path] = field(default_factory=list)
     # A primary's ingest workers: it is ready only while all of them are.
     workers: WorkerPool | None = None
+    # The one time source of every component (tests pass a fake one).
+    clock: Clock = SYSTEM_CLOCK
     log: Log = field(init=False)
     verifier: Verifier = field(init=False)
     ingest: IngestService = field(init=False)
@@ -149,17 +153,17 @@ class Gateway:
     _ready_cache: tuple[float, bool] = field(init=False, default=(0.0, False))
 
     def __post_init__(self) -> None:
-        self.log = build_log(self.settings)
-        self.verifier = Verifier(self.settings, time.time)
+        self.log = build_log(self.settings, self.clock)
+        self.verifier = Verifier(self.settings, self.clock)
         if self.tracing is None:
             self.tracing = Tracing(self.settings)
         self.ingest = IngestService(
-            self.settings, self.log, self.verifier, self.metrics, self.tracing
+            self.settings, self.log, self.verifier, self.metrics, self.tracing, self.clock
         )
         if self.settings.processor_enabled:
-            self.oc_client = build_client(self.settings, self.metrics, self.tracing)
+            self.oc_client = build_client(self.settings, self.metrics, self.tracing, self.clock)
             if self.oc_client is not None:
-                self.enricher = OcEnricher(self.oc_client)
+                self.enricher = OcEnricher(self.oc_client, self.clock)
 
     async def start(self) -> None:
         settings = self.settings
@@ -173,6 +177,7 @@ class Gateway:
             self._lock.acquire()
         if isinstance(self.log, SpoolingLog):
             self.log.on_spooled = self.metrics.spooled.inc
+            self.log.on_retry = self.metrics.retries.labels("spool_drain").inc
         local = local_logs(self.log)
         for label, sqlite_log in local.items():
             self._watch(label, sqlite_log)
@@ -190,20 +195,20 @@ class Gateway:
                 await self.oc_client.start()
             store = StateStore(self.log, settings.topic_state)
             handler: Handler = RecordHandler(
-                settings, self.metrics, self.enricher, tracing=self.tracing
+                settings, self.metrics, self.enricher, self.clock, tracing=self.tracing
             )
             if self.wrap_handler is not None:
                 handler = self.wrap_handler(handler)
-            self.processor = Processor(settings, self.log, store, handler, self.metrics)
+            self.processor = Processor(settings, self.log, store, handler, self.metrics, self.clock)
             self._tasks.append(asyncio.create_task(self.processor.run(), name="processor"))
             if self.oc_client is not None and settings.reconcile_enabled:
                 self.reconciler = Reconciler(
-                    settings, self.log, self.oc_client, self.metrics, self._lease()
+                    settings, self.log, self.oc_client, self.metrics, self._lease(), self.clock
                 )
                 self._tasks.append(asyncio.create_task(self.reconciler.run(), name="reconciler"))
         self._tasks.append(asyncio.create_task(self._refresh_gauges(), name="gauges"))
         if settings.ingest_enabled:
-            watch = self.ingest.watch_load(SYSTEM_CLOCK)
+            watch = self.ingest.watch_load(self.clock)
             self._tasks.append(asyncio.create_task(watch, name="admission"))
         self.metrics.ready.set(1)
         logger.info(

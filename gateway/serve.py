@@ -15,7 +15,6 @@ import os
 import shutil
 import signal
 import socket
-import time
 from collections.abc import Iterator
 from typing import Literal
 
@@ -109,7 +108,7 @@ async def serve_primary(settings: Settings) -> int:
         leftover_spools=leftover_spools(settings.data_dir, settings.ingest_workers),
         workers=pool,
     )
-    check_configured(Verifier(settings, time.time))  # what the workers will refuse to run
+    check_configured(Verifier(settings))  # what the workers will refuse to run
     ops = _ops_server(gateway, settings)
     stop = asyncio.Event()
 

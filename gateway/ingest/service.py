@@ -9,12 +9,10 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Final
 
-from gateway.clock import Clock
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.errors import (
     MalformedBody,
     RateLimited,
@@ -97,7 +95,7 @@ class IngestService:
         verifier: Verifier,
         metrics: Metrics,
         tracing: Tracing,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.tracing = tracing
         self._settings = settings
@@ -166,7 +164,7 @@ class IngestService:
         if not self._verifier.source_allowed(source_ip):
             self._metrics.verification_failures.labels("source_ip").inc()
             raise SourceNotAllowed("source address not allowed")
-        wait_s = self._limiter.acquire(source_ip, time.monotonic())
+        wait_s = self._limiter.acquire(source_ip, self._clock.monotonic())
         if wait_s > 0:
             raise RateLimited("too many callbacks from this source", retry_after_s=wait_s)
 
@@ -183,7 +181,7 @@ class IngestService:
             kind=kind,
             body=delivery.body,
             delivery_id=delivery_id(delivery.headers, delivery.body),
-            received_at=datetime.fromtimestamp(self._clock(), UTC),
+            received_at=self._clock.now(),
             verified=verdict.methods,
             content_type=content_type,
             trace=self.tracing.headers(),

@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.errors import ConfigurationError
 from gateway.ingest import standard_webhooks as sw
 from gateway.oc.signing import CLIENT_KEY_HEADER, SIGNATURE_HEADER, oc_signature_matches
@@ -87,7 +88,7 @@ class ReplayCache:
 class Verifier:
     """The verification policy built from settings; `verify` is pure apart from replays."""
 
-    def __init__(self, settings: Settings, clock: Callable[[], float]) -> None:
+    def __init__(self, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> None:
         self._clock = clock
         self._client_key = settings.oc_client_key
         self._oc_secrets = [
@@ -164,7 +165,7 @@ class Verifier:
         """Remember a durably accepted delivery so a replay of it is refused."""
         webhook_id = delivery.headers.get(sw.ID_HEADER)
         if self._webhook_secrets and webhook_id:
-            self.replays.remember(webhook_id, self._clock())
+            self.replays.remember(webhook_id, self._clock.time())
 
     def _check_source(self, delivery: Delivery) -> str:
         return "" if self.source_allowed(delivery.source_ip) else "source address not allowed"
@@ -199,7 +200,7 @@ class Verifier:
             sent_at = int(timestamp)
         except ValueError:
             return "webhook-timestamp is not an integer"
-        now = self._clock()
+        now = self._clock.time()
         if abs(now - sent_at) > self._tolerance_s:
             return "webhook-timestamp outside the tolerance"
         if not sw.signature_matches(

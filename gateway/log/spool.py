@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.aio import wait_set
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.errors import LogUnavailable, SpoolFull
 from gateway.log.base import AssignmentListener, LogConsumer, LogRecord, Position, Record
 from gateway.log.kafka import KafkaLog
@@ -36,8 +36,8 @@ from gateway.retry import Backoff, RetryPolicy
 logger = logging.getLogger(__name__)
 
 _DRAIN_BATCH = 500
-_BACKOFF_MIN_S = 0.2
-_BACKOFF_MAX_S = 5.0
+_DRAIN_RETRY = RetryPolicy(max_retries=0, base_s=0.2, cap_s=5.0)
+"""How long the drainer waits after a failed batch (Kafka or the spool failed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +60,7 @@ class SpoolingLog:
         topics: Sequence[str],
         append_timeout_s: float,
         max_bytes: int,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.kafka = kafka
         self.spool = spool
@@ -82,6 +82,7 @@ class SpoolingLog:
         self._drainer: asyncio.Task[None] | None = None
         self._stopping = False
         self.on_spooled: Callable[[int], None] = lambda count: None
+        self.on_retry: Callable[[], None] = lambda: None  # a drain that failed is retried
 
     @property
     def spooling(self) -> bool:
@@ -199,21 +200,18 @@ class SpoolingLog:
 
     # --- draining ----------------------------------------------------------------------
     async def _drain_loop(self) -> None:
-        backoff = _BACKOFF_MIN_S
+        backoff = Backoff(_DRAIN_RETRY, on_retry=lambda: self.on_retry())
         while not self._stopping:
             try:
                 moved = await self._drain_once()
             except LogUnavailable as exc:
-                logger.info("spool drain waits (kafka or the spool failed): %s", exc)
-                moved = -1
-            if moved > 0:
-                backoff = _BACKOFF_MIN_S
+                delay = backoff.failed()
+                logger.info("spool drain waits %.1f s (kafka or the spool failed): %s", delay, exc)
+                await self._pause(delay)
                 continue
-            if moved < 0:
-                await self._pause(backoff)
-                backoff = min(backoff * 2, _BACKOFF_MAX_S)
-                continue
-            await self._pause(None)
+            backoff.succeeded()
+            if moved == 0:
+                await self._pause(None)
 
     async def _pause(self, timeout_s: float | None) -> None:
         await wait_set(self._wake, timeout_s)
@@ -290,7 +288,7 @@ class SpoolingLog:
             size += nbytes
             if first is not None:
                 oldest = first if oldest is None else min(oldest, first)
-        age = 0.0 if oldest is None else max(0.0, self._clock() - oldest / 1000)
+        age = 0.0 if oldest is None else max(0.0, self._clock.time() - oldest / 1000)
         return SpoolStats(records, size, age)
 
     # --- the rest of the Log port is Kafka's ---------------------------------------------
@@ -320,7 +318,7 @@ async def forward_leftovers(
     """Forward to Kafka, in order, what spool files no process owns any more hold (the
     spools of ingest workers that no longer run), then delete them; until Kafka takes
     them, try again with the shared backoff."""
-    backoff = Backoff(RetryPolicy(max_retries=0, base_s=_BACKOFF_MIN_S, cap_s=_BACKOFF_MAX_S))
+    backoff = Backoff(_DRAIN_RETRY)
     for path in paths:
         while True:
             try:

@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.errors import LogUnavailable
 from gateway.log.base import (
     AssignmentListener,
@@ -103,7 +103,7 @@ class SqliteLog:
         compacted: Iterable[str] = (),
         retention_s: float | None = None,
         holders: Mapping[str, Collection[str]] | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.path = path
         self._compacted = frozenset(compacted)
@@ -233,7 +233,7 @@ class SqliteLog:
     ) -> list[list[Position]]:
         """Insert record groups (and optionally move a group's positions) in one transaction."""
         conn = self.conn
-        now_ms = int(self._clock() * 1000)
+        now_ms = int(self._clock.time() * 1000)
         results: list[list[Position]] = []
         next_offset: dict[str, int] = {}
         # The write lock is held from the start, so the offsets read here stay ours.
@@ -308,7 +308,7 @@ class SqliteLog:
         before = await self._run(lambda: file_bytes(self.path))
         removed = 0
         if self._retention_s is not None:
-            cutoff = int((self._clock() - self._retention_s) * 1000)
+            cutoff = int((self._clock.time() - self._retention_s) * 1000)
             for topic in await self._read(lambda: topics(self.conn)):
                 start: int | None = 0
                 while start is not None:

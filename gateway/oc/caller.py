@@ -85,6 +85,7 @@ class OcCaller:
         self._metrics = metrics
         self._clock = clock
         self._rng = rng or random.Random()
+        self._retries = metrics.retries.labels("oc_request")
         self._breaker_failures = breaker_failures
         self._breaker_reset_s = breaker_reset_s
         self._breakers: dict[str, CircuitBreaker] = {}
@@ -141,7 +142,12 @@ class OcCaller:
                 self._metrics.oc_requests.labels(endpoint.name, "breaker_open").inc()
                 raise
 
-        return await with_retries(attempt, self._policy, self._clock, self._rng)
+        return await with_retries(
+            attempt, self._policy, self._clock, self._rng, on_retry=self._retried
+        )
+
+    def _retried(self, error: BaseException) -> None:
+        self._retries.inc()
 
     async def _traced_send(self, endpoint: Endpoint, request: httpx.Request) -> httpx.Response:
         if self._tracing is None or not self._tracing.enabled:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.errors import ConfigurationError
 from gateway.oc.client import OcClient
 from gateway.oc.tokens import TokenStore
@@ -11,7 +12,10 @@ from gateway.settings import Settings
 
 
 def build_client(
-    settings: Settings, metrics: Metrics, tracing: Tracing | None = None
+    settings: Settings,
+    metrics: Metrics,
+    tracing: Tracing | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> OcClient | None:
     """The OC client, or None when `oc_base_url` is empty (enrichment off). The caller
     awaits `client.start()` before use and `client.close()` at shutdown. Raises
@@ -27,4 +31,4 @@ def build_client(
             f"oc_base_url is set but there is no OC refresh token (oc_refresh_token, or "
             f"a stored one in {settings.token_store_path})"
         )
-    return OcClient(settings, metrics, tracing=tracing)
+    return OcClient(settings, metrics, tracing=tracing, clock=clock)

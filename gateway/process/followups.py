@@ -92,6 +92,7 @@ class FollowUps:
         self, view: StateView, key: StateKey, step: FollowUpStep, done: Enriched
     ) -> list[Record]:
         if step.action == "retry":
+            self._metrics.retries.labels("follow_up").inc()
             return []
         kind = self._kinds[key.kind]
         final = step.action == "give_up"

@@ -3,8 +3,10 @@ consumer still needs goes. The log runs on an injected clock, so hours pass in a
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,11 +22,22 @@ START = 1_800_000_000.0
 
 
 class Clock:
-    def __init__(self) -> None:
-        self.now = START
+    """The gateway's Clock, at the time the test sets (`at`, epoch seconds)."""
 
-    def __call__(self) -> float:
-        return self.now
+    def __init__(self) -> None:
+        self.at = START
+
+    def time(self) -> float:
+        return self.at
+
+    def monotonic(self) -> float:
+        return self.at
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.at, UTC)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(0)
 
 
 @pytest.fixture
@@ -61,7 +74,7 @@ async def test_a_log_under_steady_load_stays_within_its_retention(
     sizes: dict[int, int] = {}
     appended = 0
     for minute in range(0, 5 * 60, 3):
-        clock.now = START + minute * 60
+        clock.at = START + minute * 60
         keys = [f"order-{n % 300}".encode() for n in range(appended, appended + 90)]
         raw = [Record("raw", bytes(1000), key) for key in keys]
         positions = await log.append(raw)
@@ -91,7 +104,7 @@ async def test_retention_keeps_what_the_processor_has_not_committed_past(
 ) -> None:
     positions = await log.append([Record("raw", f"r{i}".encode(), b"k") for i in range(10)])
     await log.commit_group("processor", [], {("raw", 0): positions[4].offset + 1})
-    clock.now += 2 * HOUR
+    clock.at += 2 * HOUR
 
     report = await log.enforce_retention()
 
@@ -103,7 +116,7 @@ async def test_a_holder_with_no_position_yet_holds_the_whole_topic(
     log: SqliteLog, clock: Clock
 ) -> None:
     await log.append([Record("raw", b"r", b"k") for _ in range(3)])
-    clock.now += 2 * HOUR
+    clock.at += 2 * HOUR
     assert (await log.enforce_retention()).removed == 0
     assert len(await values(log, "raw")) == 3
 
@@ -113,7 +126,7 @@ async def test_every_consumer_group_holds_what_it_has_not_committed_past(
 ) -> None:
     await log.append([Record("dlq", f"d{i}".encode(), b"k") for i in range(6)])
     await log.commit_group("processor-redrive", [], {("dlq", 0): 2})
-    clock.now += 2 * HOUR
+    clock.at += 2 * HOUR
     await log.enforce_retention()
     assert await values(log, "dlq") == [b"d2", b"d3", b"d4", b"d5"]
 
@@ -122,7 +135,7 @@ async def test_a_topic_keeps_its_newest_record_so_offsets_go_on(
     log: SqliteLog, clock: Clock
 ) -> None:
     await log.append([Record("outbound", b"e", b"k") for _ in range(4)])
-    clock.now += 2 * HOUR
+    clock.at += 2 * HOUR
     assert (await log.enforce_retention()).removed == 3
     positions = await log.append([Record("outbound", b"new", b"k")])
     assert positions[0].offset == 4  # not 0: a consumer at offset 4 must see it
@@ -140,7 +153,7 @@ async def test_compacted_topics_keep_the_newest_record_per_key_and_lose_old_tomb
             Record("state", b"c1", b"c"),
         ]
     )
-    clock.now += 2 * HOUR
+    clock.at += 2 * HOUR
     await log.enforce_retention()
     left = [(r.key, r.value) async for r in log.read("state")]
     assert left == [(b"a", b"a2"), (b"c", b"c1")]
@@ -148,9 +161,9 @@ async def test_compacted_topics_keep_the_newest_record_per_key_and_lose_old_tomb
 
 async def test_records_within_the_retention_stay(log: SqliteLog, clock: Clock) -> None:
     await log.append([Record("outbound", b"old", b"k")])
-    clock.now += 2 * HOUR
+    clock.at += 2 * HOUR
     await log.append([Record("outbound", b"young", b"k") for _ in range(2)])
-    clock.now += HOUR / 2
+    clock.at += HOUR / 2
     await log.enforce_retention()
     assert await values(log, "outbound") == [b"young", b"young"]
 
@@ -162,7 +175,7 @@ async def test_the_spool_loses_no_record_to_retention_and_shrinks_after_the_drai
     await spool.start()
     try:
         positions = await spool.append([Record("raw", bytes(3000), b"k") for _ in range(500)])
-        clock.now += 1000 * HOUR
+        clock.at += 1000 * HOUR
         assert (await spool.enforce_retention()).removed == 0
         assert len(await values(spool, "raw")) == 500
         grown = spool.size_bytes()
