@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Final, TypeVar
+from functools import lru_cache
+from typing import Final, Literal, TypeVar
 
 from schemas.events import OrderStatus, ReturnStatus
 
 S = TypeVar("S", bound=str)
+Unknown = Literal["unknown"]
 
 _SEPARATORS = re.compile(r"[\s\-./]+")
 _ORDER_PREFIXES: Final = ("outbound_order_", "outbound_", "order_", "status_", "oc_")
@@ -130,10 +132,7 @@ def normalize_order_status(raw: object) -> OrderStatus:
 
     Returns "unknown" for an empty or unrecognised value; never raises.
     """
-    for candidate in _candidates(raw, _ORDER_PREFIXES):
-        if candidate in _ORDER:
-            return _ORDER[candidate]
-    return "unknown"
+    return _order_status(raw) if isinstance(raw, str) else _lookup(raw, _ORDER_PREFIXES, _ORDER)
 
 
 def normalize_return_status(raw: object) -> ReturnStatus:
@@ -141,7 +140,25 @@ def normalize_return_status(raw: object) -> ReturnStatus:
 
     Returns "unknown" for an empty or unrecognised value; never raises.
     """
-    for candidate in _candidates(raw, _RETURN_PREFIXES):
-        if candidate in _RETURN:
-            return _RETURN[candidate]
+    if isinstance(raw, str):
+        return _return_status(raw)
+    return _lookup(raw, _RETURN_PREFIXES, _RETURN)
+
+
+def _lookup(raw: object, prefixes: tuple[str, ...], table: Mapping[str, S]) -> S | Unknown:
+    for candidate in _candidates(raw, prefixes):
+        if candidate in table:
+            return table[candidate]
     return "unknown"
+
+
+# The same few strings come with every callback: each is worked out once (bounded, as
+# the strings come from OC).
+@lru_cache(maxsize=4096)
+def _order_status(raw: str) -> OrderStatus:
+    return _lookup(raw, _ORDER_PREFIXES, _ORDER)
+
+
+@lru_cache(maxsize=4096)
+def _return_status(raw: str) -> ReturnStatus:
+    return _lookup(raw, _RETURN_PREFIXES, _RETURN)

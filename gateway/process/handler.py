@@ -112,10 +112,10 @@ class RecordHandler:
         self._kinds = kinds
         self._publisher = Publisher(settings)
         policy = PiiPolicy(settings.pii_policy, settings.pii_hmac_key.get_secret_value())
-        self._pii: dict[Kind, Pii] = {
-            name: partial(policy.apply, self._publisher.topic_for(kind.name))
-            for name, kind in kinds.items()
-        }
+        self._pii: dict[Kind, Pii | None] = {}
+        for name in kinds:
+            topic = self._publisher.topic_for(name)
+            self._pii[name] = partial(policy.apply, topic) if policy.publishes_any(topic) else None
         self._decisions = Children(metrics.decisions)
         self._duplicates = Children(metrics.duplicates)
         self._enrichment = Children(metrics.enrichment)

@@ -48,7 +48,7 @@ from schemas.events import (
 
 P = TypeVar("P")
 Pii = Callable[[Consignee], Consignee | None]
-"""Applies the topic's personal-data policy to a consignee."""
+"""Applies the topic's personal-data policy to a consignee (None: the topic carries none)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +110,7 @@ class EntityKind(Generic[P]):
         raise NotImplementedError
 
     def events(
-        self, item: Item[P], decision: Decision, enriched: Enriched | None, pii: Pii
+        self, item: Item[P], decision: Decision, enriched: Enriched | None, pii: Pii | None
     ) -> list[Outgoing]:  # pragma: no cover - every row implements it
         """The events of a published change. `enriched` is None when enrichment is off."""
         raise NotImplementedError
@@ -148,7 +148,7 @@ class StatusKind(EntityKind[P]):
         occurred: Callable[[P], datetime | None],
         skus: Callable[[P], Sequence[str]],
         region: Callable[[P], str | None],
-        build: Callable[[Change, P, Pii], EventModel],
+        build: Callable[[Change, P, Pii | None], EventModel],
         build_enriched: Callable[[Completion], EventModel],
     ) -> None:
         self.name = name
@@ -187,7 +187,7 @@ class StatusKind(EntityKind[P]):
         return Need(key, entity, stock, tuple(skus), region)
 
     def events(
-        self, item: Item[P], decision: Decision, enriched: Enriched | None, pii: Pii
+        self, item: Item[P], decision: Decision, enriched: Enriched | None, pii: Pii | None
     ) -> list[Outgoing]:
         ctx = item.ctx
         identity = item.observation.identity
@@ -264,19 +264,19 @@ class InventoryKind(EntityKind[InventoryCallbackItem]):
         item: Item[InventoryCallbackItem],
         decision: Decision,
         enriched: Enriched | None,
-        pii: Pii,
+        pii: Pii | None,
     ) -> list[Outgoing]:
         level = mapping.stock_level(item.payload)
         assert level is not None  # observe() refused items without a location
         return level_events([level], item.observation.identity, item.occurred_at, self.level_source)
 
 
-def _outbound_event(change: Change, order: OcOutboundOrder, pii: Pii) -> EventModel:
-    consignee = pii(mapping.consignee(order)) if order.has_consignee() else None
+def _outbound_event(change: Change, order: OcOutboundOrder, pii: Pii | None) -> EventModel:
+    consignee = pii(mapping.consignee(order)) if pii is not None and order.has_consignee() else None
     return mapping.outbound_status_changed(change, order, consignee)
 
 
-def _return_event(change: Change, item: ReturnCallbackItem, pii: Pii) -> EventModel:
+def _return_event(change: Change, item: ReturnCallbackItem, pii: Pii | None) -> EventModel:
     return mapping.return_updated(change, item)
 
 

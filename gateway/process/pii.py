@@ -63,6 +63,13 @@ class PiiPolicy:
         self._policy = policy
         self._key = hmac_key.encode()
 
+    def publishes_any(self, topic: str) -> bool:
+        """Whether `topic` carries any consignee field at all (by default, none does)."""
+        fields = self._policy.get(topic, {})
+        return any(self.mode(topic, f) != "drop" for f in PII_FIELDS) or (
+            bool(fields) and any(mode != "drop" for mode in fields.values())
+        )
+
     def mode(self, topic: str, field: str) -> PiiMode:
         fields = self._policy.get(topic, {})
         return fields.get(field, fields.get("*", _DEFAULT))

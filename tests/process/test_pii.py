@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from gateway.errors import ConfigurationError
-from gateway.process.pii import PiiPolicy, keyed_hash, mask
+from gateway.process.pii import PiiMode, PiiPolicy, keyed_hash, mask
 from gateway.simulator.data import WorldSize
 from gateway.simulator.state import SimulatorConfig
 from schemas.events import Consignee
@@ -62,6 +62,23 @@ def test_policy_modes_per_field_with_a_default() -> None:
     assert kept.email == keyed_hash(b"key", "jane@example.com")
     assert (kept.name, kept.phone) == ("J***", "***45")
     assert policy.apply("other-topic", person) is None  # unlisted topics drop everything
+
+
+@pytest.mark.parametrize(
+    ("policy", "carries"),
+    [
+        ({}, False),
+        ({"t": {"*": "drop"}}, False),
+        ({"t": {"email": "drop", "*": "drop"}}, False),
+        ({"t": {"country_code": "publish"}}, True),
+        ({"t": {"*": "mask", "email": "drop"}}, True),
+        ({"other": {"*": "publish"}}, False),
+    ],
+)
+def test_whether_a_topic_carries_any_personal_data(
+    policy: dict[str, dict[str, PiiMode]], carries: bool
+) -> None:
+    assert PiiPolicy(policy, "key").publishes_any("t") is carries
 
 
 @pytest.fixture

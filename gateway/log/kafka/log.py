@@ -61,6 +61,9 @@ class KafkaLog:
         except KafkaError as exc:
             await self._producer.stop()
             raise LogUnavailable(f"cannot reach Kafka: {exc}") from exc
+        for topic in self._topics:
+            # Metadata of these topics only is what readiness asks for (see writable).
+            self._producer.client.add_topic(topic)
 
     async def close(self) -> None:
         if self._producer is not None:
@@ -186,12 +189,15 @@ class KafkaLog:
             await consumer.stop()
 
     async def writable(self) -> bool:
+        """Whether the cluster answers a metadata request for the gateway's topics: a round
+        trip to a broker, asked every second, so not for the whole cluster's metadata
+        (which a cluster of many topics makes large to decode)."""
         if self._producer is None:
             return False
         client = self._producer.client
         try:
             async with asyncio.timeout(2.0):
-                return bool(await client.fetch_all_metadata())
+                return bool(await client.force_metadata_update())
         except (KafkaError, TimeoutError, OSError):
             return False
 
