@@ -9,7 +9,7 @@ import pytest
 
 from gateway.errors import OcAuthError, OcRejected, OcTransient, OcUnavailable
 from gateway.retry import RetryPolicy, with_retries
-from tests.oc.fakes import FakeClock, until
+from tests.clocks import FakeClock, until
 
 
 def test_backoff_grows_exponentially_with_bounded_jitter() -> None:

@@ -147,7 +147,7 @@ class Processor:
                     retry_in_s=round(delay, 2),
                     failures=self._restarts.failures,
                 )
-                await wait_set(self._stopping, delay)
+                await wait_set(self._stopping, delay, self._clock)
             finally:
                 self._consumer = None
                 with contextlib.suppress(LogUnavailable):
@@ -242,7 +242,7 @@ class Processor:
                     else:
                         again.append(index)
                         waits.append(wait)
-            if waits and await wait_set(self._interrupt, max(waits)):
+            if waits and await wait_set(self._interrupt, max(waits), self._clock):
                 raise _Abandoned
             pending = again
         return [r for r in results if r is not None]

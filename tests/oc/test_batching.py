@@ -9,8 +9,7 @@ import pytest
 from gateway.errors import OcTransient, OcUnavailable
 from gateway.oc.batching import Batcher
 from gateway.oc.cache import TtlCache
-
-from .fakes import FakeClock, until
+from tests.clocks import FakeClock, until
 
 
 class Source:

@@ -8,8 +8,7 @@ from gateway.errors import OcRejected, OcTransient
 from gateway.oc.breaker import BreakerOpen, BreakerState, CircuitBreaker
 from gateway.oc.caller import is_outage
 from gateway.oc.responses import OcThrottled
-
-from .fakes import FakeClock
+from tests.clocks import FakeClock
 
 
 def make(clock: FakeClock, changes: list[BreakerState] | None = None) -> CircuitBreaker:

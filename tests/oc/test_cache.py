@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from gateway.oc.cache import MISSING, TtlCache
-
-from .fakes import FakeClock
+from tests.clocks import FakeClock
 
 
 def test_entries_live_for_the_ttl() -> None:

@@ -7,8 +7,7 @@ import asyncio
 import pytest
 
 from gateway.oc.ratelimit import AccountLimiter, Priority, PriorityGate, TokenBucket
-
-from .fakes import FakeClock, until
+from tests.clocks import FakeClock, until
 
 
 def test_bucket_allows_a_burst_then_paces_at_the_rate() -> None:

@@ -12,10 +12,10 @@ import pytest
 
 from gateway.errors import OcAuthError, OcRejected
 from gateway.ops.metrics import Metrics
+from tests.clocks import JumpClock
 from tests.simulation import Sim
 
 from .conftest import CLIENT_KEY, ClientFactory, outbound_events, return_events, sample
-from .fakes import JumpClock
 
 
 async def test_bootstrap_token_and_signature_are_accepted(

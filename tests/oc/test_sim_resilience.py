@@ -14,6 +14,7 @@ from gateway.oc.breaker import BreakerState
 from gateway.ops.metrics import Metrics
 from gateway.process.enricher import OcEnricher
 from schemas.events import OcReturnState
+from tests.clocks import JumpClock
 from tests.simulation import Sim
 from tests.waiting import wait_for
 
@@ -25,7 +26,6 @@ from .conftest import (
     return_events,
     sample,
 )
-from .fakes import JumpClock
 
 
 async def count_is(sim: Sim, endpoint: str, outcome: str, at_least: int = 1) -> bool:

@@ -25,9 +25,9 @@ from gateway.process.state import StateKey, StateStore, StateView
 from gateway.settings import Settings
 from schemas.callbacks import OcOutboundOrder
 from schemas.events import OcOrderState, StockLevel
+from tests.clocks import FakeClock
 from tests.conftest import SettingsFactory
 from tests.helpers import outbound_callback
-from tests.oc.fakes import FakeClock
 
 ORDER = "OCO0000000000001GB"
 OTHER = "OCO0000000000002GB"

@@ -1,4 +1,5 @@
-"""Test doubles for gateway/oc: a clock the test moves by hand, and polling helpers."""
+"""Test clocks: a `Clock` the test moves by hand, one it can jump forward, and a way to
+let the event loop turn until something holds."""
 
 from __future__ import annotations
 

@@ -1,0 +1,149 @@
+"""The processor loop on its own: the embedded log, a handler of the test's making behind
+the processor's port, and a fake clock for the retry waits. Surprises are retried with
+the shared backoff and then dead-lettered; a stop cuts a retry wait short and commits
+nothing of the abandoned batch."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from gateway.log.base import LogRecord, Record
+from gateway.log.sqlite import SqliteLog
+from gateway.ops.metrics import Metrics
+from gateway.process.dlq import H_ATTEMPTS, H_REASON
+from gateway.process.handler import Done, Failed, Handled
+from gateway.process.processor import RECORD_RETRY_CAP_S, Processor
+from gateway.process.state import StateStore, StateView
+from gateway.settings import Settings
+from tests.clocks import FakeClock
+from tests.conftest import SettingsFactory
+from tests.waiting import wait_for
+
+
+@dataclass
+class Flaky:
+    """Fails each record `failures` times, then copies it to `out` (the port's contract:
+    one result per record, state untouched on failure)."""
+
+    out: str
+    failures: int
+    attempts: dict[int, int] = field(default_factory=dict)
+
+    async def handle(self, records: Sequence[LogRecord], view: StateView) -> list[Handled]:
+        results: list[Handled] = []
+        for record in records:
+            tried = self.attempts[record.offset] = self.attempts.get(record.offset, 0) + 1
+            if tried <= self.failures:
+                results.append(Failed(RuntimeError(f"surprise {tried}")))
+            else:
+                results.append(Done([Record(self.out, record.value, record.key)]))
+        return results
+
+    async def follow_ups(self, view: StateView, now_ms: int) -> dict[int, list[Record]]:
+        return {}
+
+
+@pytest.fixture
+def settings(make_settings: SettingsFactory) -> Settings:
+    return make_settings(processor_max_attempts=3)
+
+
+@pytest.fixture
+async def log(tmp_path: Path) -> AsyncIterator[SqliteLog]:
+    log = SqliteLog(tmp_path / "log.sqlite3")
+    await log.start()
+    try:
+        yield log
+    finally:
+        await log.close()
+
+
+async def topic(log: SqliteLog, name: str) -> list[LogRecord]:
+    return [r async for r in log.read(name)]
+
+
+async def run(processor: Processor) -> asyncio.Task[None]:
+    return asyncio.create_task(processor.run())
+
+
+async def test_a_surprise_is_retried_on_the_clock_and_then_goes_through(
+    settings: Settings, log: SqliteLog
+) -> None:
+    clock = FakeClock()
+    handler = Flaky("out", failures=2)
+    await log.append([Record(settings.topic_raw, b"v", b"k")])
+    metrics = Metrics()
+    processor = Processor(settings, log, StateStore(log, "state"), handler, metrics, clock)
+    task = await run(processor)
+    try:
+        for attempt in (1, 2):
+            await wait_for(lambda: clock.sleepers == 1, timeout_s=10)
+            wait = clock.next_wake()
+            assert wait is not None
+            assert wait <= RECORD_RETRY_CAP_S
+            assert handler.attempts[0] == attempt
+            clock.advance(wait)
+        await wait_for(lambda: _count(log, "out", 1), timeout_s=10)
+    finally:
+        await processor.stop()
+        await task
+    assert handler.attempts[0] == 3
+    assert await topic(log, settings.topic_dlq) == []
+    retried = metrics.registry.get_sample_value(
+        "gateway_retries_total", {"operation": "processor_record"}
+    )
+    assert retried == 2
+
+
+async def test_what_still_fails_after_its_attempts_is_dead_lettered(
+    settings: Settings, log: SqliteLog
+) -> None:
+    clock = FakeClock()
+    handler = Flaky("out", failures=10)
+    await log.append([Record(settings.topic_raw, b"v", b"k")])
+    processor = Processor(settings, log, StateStore(log, "state"), handler, Metrics(), clock)
+    task = await run(processor)
+    try:
+        for _ in range(2):
+            await wait_for(lambda: clock.sleepers == 1, timeout_s=10)
+            clock.advance(clock.next_wake() or 0)
+        await wait_for(lambda: _count(log, settings.topic_dlq, 1), timeout_s=10)
+    finally:
+        await processor.stop()
+        await task
+    [dead] = await topic(log, settings.topic_dlq)
+    assert dead.header(H_ATTEMPTS) == b"3"
+    assert (dead.header(H_REASON) or b"").startswith(b"unexpected_error: RuntimeError: surprise 3")
+    assert await topic(log, "out") == []
+
+
+async def test_a_stop_cuts_a_retry_wait_short_and_commits_nothing(
+    settings: Settings, log: SqliteLog
+) -> None:
+    clock = FakeClock()
+    handler = Flaky("out", failures=1)
+    await log.append([Record(settings.topic_raw, b"v", b"k")])
+    processor = Processor(settings, log, StateStore(log, "state"), handler, Metrics(), clock)
+    task = await run(processor)
+    await wait_for(lambda: clock.sleepers == 1, timeout_s=10)
+    await processor.stop()  # the fake clock never moves: only the stop ends the wait
+    await asyncio.wait_for(task, timeout=10)
+    assert await topic(log, "out") == []
+    assert await log.committed(settings.kafka_consumer_group, settings.topic_raw) == 0
+    # The next processor reads the record again and, the surprise gone, publishes it.
+    again = Processor(settings, log, StateStore(log, "state"), handler, Metrics(), clock)
+    second = await run(again)
+    try:
+        await wait_for(lambda: _count(log, "out", 1), timeout_s=10)
+    finally:
+        await again.stop()
+        await second
+
+
+async def _count(log: SqliteLog, name: str, expected: int) -> bool:
+    return len(await topic(log, name)) == expected
