@@ -64,11 +64,11 @@ fmt: venv ## Format and auto-fix
 
 .PHONY: kafka
 kafka: venv ## Start a local Kafka broker in the background; prints BOOTSTRAP=... last
-	@$(BIN)/python tools/kafka_broker.py start
+	@$(BIN)/python -m tools.kafka_broker start
 
 .PHONY: kafka-stop
 kafka-stop: ## Stop the broker `make kafka` started
-	@$(PYTHON) tools/kafka_broker.py stop
+	@$(PYTHON) -m tools.kafka_broker stop
 
 .PHONY: generate
 generate: venv ## Regenerate what is derived from the code: event schemas, AsyncAPI, settings docs

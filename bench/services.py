@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from tools.ports import free_port, free_ports
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -29,13 +30,6 @@ REFRESH_TOKEN = "sim-refresh-token"
 
 class ServiceError(RuntimeError):
     """A process did not start or become ready; the message carries its log tail."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def wait_until(probe_url: str, timeout_s: float, process: subprocess.Popen[bytes]) -> bool:
@@ -180,8 +174,7 @@ class Gateway(Service):
 
     def __init__(self, config: GatewayConfig, log_path: Path, profile: Path | None = None) -> None:
         self.config = config
-        self.port = free_port()
-        self.metrics_port = free_port()
+        self.port, self.metrics_port = free_ports(2)
         argv = [str(VENV_BIN / "gateway"), "serve"]
         if profile is not None:
             # pyinstrument samples the whole process and writes its report at exit.

@@ -199,11 +199,12 @@ class Settings(BaseSettings):
         "of queueing, so ack latency stays bounded under overload.",
     )
     admission_lag_target_ms: float = Field(
-        10.0,
+        5.0,
         gt=0,
         description="Event-loop lag the admission limit aims for: while the loop lags more "
-        "(the CPU cannot keep up) the limit shrinks, and it grows back when the loop is "
-        "quick. No tuning per machine: the limit follows what the process can do.",
+        "than this all through a 100 ms window (the CPU cannot keep up) the limit shrinks, "
+        "and it grows back when the loop is quick. No tuning per machine: the limit follows "
+        "what the process can do.",
     )
     oc_success_response: str = Field(
         '{"code":0,"success":true,"message":"success","errors":[]}',

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,22 +12,16 @@ from pathlib import Path
 
 import httpx
 
+from tools.ports import free_ports
+
 GATEWAY = str(Path(sys.executable).parent / "gateway")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class GatewayProcess:
     """One `gateway serve` process; stdout/stderr go to a log file for post-mortems."""
 
     def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
-        self.port = free_port()
-        self.metrics_port = free_port()
+        self.port, self.metrics_port = free_ports(2)
         self.env = {
             **os.environ,
             "GATEWAY_HTTP_PORT": str(self.port),

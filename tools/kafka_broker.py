@@ -4,8 +4,8 @@ The broker runs from Maven Central jars assembled by tools/kafka-broker/pom.xml;
 and no Apache mirror are involved. Standard library only, so the test suite, `make kafka`
 and the benchmarks can all use it before any environment exists.
 
-    python3 tools/kafka_broker.py start [--workdir DIR]   # prints BOOTSTRAP=127.0.0.1:<port>
-    python3 tools/kafka_broker.py stop [--workdir DIR]
+    python3 -m tools.kafka_broker start [--workdir DIR]   # prints BOOTSTRAP=127.0.0.1:<port>
+    python3 -m tools.kafka_broker stop [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+from tools.ports import free_ports
 
 HERE = Path(__file__).resolve().parent
 BROKER_DIR = HERE / "kafka-broker"
@@ -102,17 +104,6 @@ def ensure_jars() -> None:
     )
     if result.returncode != 0:
         raise BrokerError("mvn could not fetch the Kafka jars:\n" + result.stdout + result.stderr)
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def _port_open(port: int) -> bool:
@@ -266,7 +257,7 @@ def start_broker(workdir: Path, attempts: int = 3) -> Broker:
     ensure_jars()
     last: BrokerError | None = None
     for attempt in range(attempts):
-        port, controller_port = _free_ports(2)
+        port, controller_port = free_ports(2)
         broker = Broker(workdir / f"attempt-{attempt}", port, controller_port)
         try:
             broker.format()

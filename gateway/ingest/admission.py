@@ -3,12 +3,15 @@
 A process offered more callbacks than its CPU can answer only makes every one of them
 slower: they share the CPU, so latency grows with the number in flight while throughput
 does not. The sign of it is the event loop's lag: how late a timer fires behind its
-time, which is how long every ready piece of work waits for its turn. `AdaptiveLimit`
-is an AIMD loop on that lag, measured in short windows: when a window's lag is over the
-target, the limit shrinks by a factor; when the lag was low and the limit was what held
-callbacks back, it grows (fast while the lag is far below the target, by small steps
-near it). Callbacks beyond the limit are refused at once (503 with Retry-After): the
-sender retries later instead of waiting in a queue.
+time, which is how long every ready piece of work waits for its turn. As CoDel does with
+a queue's sojourn time, the signal is the *least* lag of a window, not its worst: a
+standing backlog keeps every timer late, while a burst, a garbage collection or one long
+piece of work (a processor turn) makes only some late and must not shed load.
+`AdaptiveLimit` is an AIMD loop on it: when a window's least lag is over the target,
+the limit shrinks by a factor; when it was low and the limit was what held callbacks
+back, the limit grows (fast while the lag is far below the target, by small steps near
+it). Callbacks beyond the limit are refused at once (503 with Retry-After): the sender
+retries later instead of waiting in a queue.
 
 The lag, not the callbacks' own latency, is the signal on purpose: a slow broker makes
 callbacks wait without using CPU, and refusing them then would only lose throughput (the
@@ -50,8 +53,8 @@ class AdaptiveLimit:
         return max(self.min_limit, math.floor(self.limit))
 
     def window(self, lag_s: float, peak_in_flight: int) -> None:
-        """One window ended: the event loop lagged `lag_s` (its worst), and at most
-        `peak_in_flight` callbacks were in flight."""
+        """One window ended: the event loop lagged at least `lag_s` all through it, and
+        at most `peak_in_flight` callbacks were in flight."""
         if lag_s > self.target_lag_s:
             self.limit = max(float(self.min_limit), self.limit * DECREASE)
         elif peak_in_flight >= BUSY_SHARE * self.value:
@@ -85,6 +88,6 @@ class Admission:
         self.in_flight -= 1
 
     def window(self, lag_s: float) -> None:
-        """A window ended with the loop lagging `lag_s`: adapt the limit."""
+        """A window ended with the loop lagging at least `lag_s`: adapt the limit."""
         self.limit.window(lag_s, self.peak)
         self.peak = self.in_flight

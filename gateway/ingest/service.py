@@ -7,6 +7,7 @@ answer to OC is produced only after the log confirmed the raw record(s).
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ LOAD_WINDOW_S: Final = 0.1
 """How often the admission limit adapts."""
 LAG_PROBE_S: Final = 0.01
 """The timer whose lateness measures the event loop's lag."""
+MIN_LAG_SAMPLES: Final = 3
+"""Lag samples a window needs: a loop too busy for them gets a longer window."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,16 +139,18 @@ class IngestService:
 
     async def watch_load(self, clock: Clock) -> None:
         """Measure the event loop's lag (how late a short timer fires) and adapt the
-        admission limit to it, one window after another, until cancelled."""
+        admission limit to the least lag of each window, one window after another,
+        until cancelled."""
         metrics, admission = self._metrics, self.admission
         while True:
             window_end = clock.monotonic() + LOAD_WINDOW_S
-            worst = 0.0
-            while (started := clock.monotonic()) < window_end:
+            least, samples = math.inf, 0
+            while (started := clock.monotonic()) < window_end or samples < MIN_LAG_SAMPLES:
                 await clock.sleep(LAG_PROBE_S)
-                worst = max(worst, clock.monotonic() - started - LAG_PROBE_S)
-            admission.window(worst)
-            metrics.event_loop_lag.set(worst)
+                least = min(least, max(0.0, clock.monotonic() - started - LAG_PROBE_S))
+                samples += 1
+            admission.window(least)
+            metrics.event_loop_lag.set(least)
             metrics.callbacks_in_flight.set(admission.in_flight)
             metrics.admission_limit.set(admission.limit.value)
 

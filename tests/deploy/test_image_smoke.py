@@ -20,7 +20,6 @@ import select
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tools.ports import free_ports
 
 from .chart import METRIC_NAMES, REPO
 from .dockerfile import Stage, read_dockerfile
@@ -98,13 +99,6 @@ def replay_build(build: Stage, context: Path, venv: Path) -> None:
     assert synced == 2, "the build stage syncs dependencies, then the project"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
     return {
         str(path.relative_to(root)): (path.stat().st_mtime_ns, path.stat().st_size)
@@ -148,7 +142,7 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     replay_build(build, context, venv)
     shutil.rmtree(context)  # the runtime stage has only the venv
 
-    http_port, ops_port = _free_port(), _free_port()
+    http_port, ops_port = free_ports(2)
     env = runtime.env() | {
         "PATH": runtime.env()["PATH"]
         .replace("/app/.venv", str(venv))

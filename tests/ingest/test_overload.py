@@ -14,8 +14,8 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.ingest.admission import AdaptiveLimit, Admission
 from gateway.ingest.overload import AdmissionMiddleware, admitting_protocol
-from tests.processes import free_port
 from tests.waiting import wait_for
+from tools.ports import free_port
 
 
 class HeldApp:
