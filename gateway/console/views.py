@@ -21,8 +21,21 @@ def e(value: object) -> str:
     return escape("" if value is None else str(value), quote=True)
 
 
-def _when(unix: float) -> str:
+def _unix_when(unix: float) -> str:
     return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def when(text: str | None) -> str:
+    """An ISO-8601 time as a person reads it (UTC, to the second); other text as it is."""
+    if not text:
+        return "-"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def trace_link(entity: str) -> str:
@@ -117,7 +130,7 @@ def delivery_rows(rows: Sequence[Mapping[str, Any]]) -> str:
         outcome = d["outcome"]
         badge = "ok" if outcome == "accepted" else "bad" if outcome != "quarantined" else "warn"
         out.append(
-            f"<tr><td>{e(_when(d['at']))}</td><td>{e(d['kind'])}</td>"
+            f'<tr><td class="when">{e(_unix_when(d["at"]))}</td><td>{e(d["kind"])}</td>'
             f'<td><span class="badge {badge}">{e(outcome)}</span></td>'
             f'<td class="id">{e(d["delivery_id"] or "-")}</td><td>{keys}</td>'
             f'<td>{e(d["source"])}</td><td class="num">{e(d["latency_ms"])}</td></tr>'
@@ -209,7 +222,7 @@ def _item(item: Mapping[str, Any]) -> str:
     oc = f" (OC {e(item['oc_status'])})" if item.get("oc_status") else ""
     return (
         f"<li>item {e(item['index'])}: <b>{e(item['status'] or '-')}</b>{oc} at "
-        f'{e(item["occurred_at"])} → <span class="badge {badge}">{e(outcome)}</span> '
+        f'{e(when(item["occurred_at"]))} → <span class="badge {badge}">{e(outcome)}</span> '
         f"{e(item['reason'])} {' '.join(flags)}<ul>{''.join(events)}</ul></li>"
     )
 
@@ -223,7 +236,8 @@ def _delivery(number: int, d: Mapping[str, Any]) -> str:
     )
     error = f'<p class="error">Cannot be processed: {e(d["error"])}</p>' if d["error"] else ""
     return f"""<article class="delivery">
-<h3>{number}. {e(d["received_at"])} <span class="badge {badge}">{e(outcome)}</span></h3>
+<h3>{number}. Received {e(when(d["received_at"]))}
+<span class="badge {badge}">{e(outcome)}</span></h3>
 <dl>
 <dt>Delivery</dt><dd class="id">{e(d["delivery_id"])}</dd>
 <dt>Kind</dt><dd>{e(d["kind"])} {e(d["source"])}</dd>
@@ -247,12 +261,41 @@ def _event_rows(events: Iterable[Mapping[str, Any]]) -> str:
             status += f" (after {ev['previous_status']})"
         regressed = ' <span class="badge warn">regressed</span>' if ev.get("regressed") else ""
         rows.append(
-            f"<tr><td>{e(ev['at']['timestamp'])}</td><td>{e(ev['type'])}</td>"
+            f'<tr><td class="when">{e(when(ev["at"]["timestamp"]))}</td><td>{e(ev["type"])}</td>'
             f'<td class="id">{e(ev["ce_id"])}</td><td>{e(status)}{regressed}</td>'
             f"<td>{e(enrichment.get('status', ''))}</td><td>{e(follow.get('state', ''))}</td>"
             f"<td>{_where(ev['at'])}</td></tr>"
         )
     return "".join(rows) or '<tr><td colspan="7" class="empty">No event found.</td></tr>'
+
+
+def _state(state: Mapping[str, Any]) -> str:
+    rows = []
+    for source, entries in (("worked out", state["worked_out"]), ("changelog", state["changelog"])):
+        for s in entries or ():
+            if s.get("forgotten"):
+                rows.append(_row([e(source), e(s["kind"]), "forgotten", "", "", "", ""], False))
+                continue
+            rows.append(
+                _row(
+                    [
+                        e(source),
+                        e(s["kind"]),
+                        e(s["status"] or "-"),
+                        e(s["oc_status"] or "-"),
+                        e(when(s["occurred_at"])),
+                        e(len(s["recent_deliveries"])),
+                        e(len(s["follow_ups"])),
+                    ],
+                    False,
+                )
+            )
+    body = "".join(rows) or '<tr><td colspan="7" class="empty">No state: nothing found.</td></tr>'
+    return (
+        "<table><thead><tr><th>From</th><th>Kind</th><th>Status</th><th>OC status</th>"
+        "<th>Status time (OC)</th><th>Recent deliveries</th><th>Follow-ups owed</th></tr>"
+        f"</thead><tbody>{body}</tbody></table>"
+    )
 
 
 def trace_page(doc: Mapping[str, Any]) -> str:
@@ -265,18 +308,20 @@ def trace_page(doc: Mapping[str, Any]) -> str:
     )
     deliveries = "".join(_delivery(n, d) for n, d in enumerate(doc["deliveries"], 1))
     quarantined = "".join(
-        f'<li>{e(q["received_at"])} delivery <span class="id">{e(q["delivery_id"])}</span>: '
+        f'<li>{e(when(q["received_at"]))} delivery <span class="id">{e(q["delivery_id"])}</span>: '
         f"{e(q['reason'])}</li>"
         for q in doc["quarantined"]
     )
     searched = "".join(
         f"<li>{e(s['what'])}: {e(s['topic'])} "
         f"{'all partitions' if s['partition'] is None else 'partition ' + e(s['partition'])} "
-        f"from {e(s['since'] or 'the start')}: {e(s['found'])}</li>"
+        f"from {e(when(s['since']) if s['since'] else 'the start')}: {e(s['found'])}</li>"
         for s in doc["searched"]
     )
+    stored = f"{PREFIX}/trace?{e(urlencode({'entity': doc['entity'], 'state': '1'}))}"
     return f"""<p class="status">On the {e(doc["log"])} log, {e(doc["history"])};
-answered in {e(doc["elapsed_s"])} s.</p>
+answered in {e(doc["elapsed_s"])} s. <a href="{stored}">With the processor's stored state</a>
+(reads the state changelog too).</p>
 {problem_box}
 <h2>Deliveries ({len(doc["deliveries"])})</h2>
 {deliveries or '<p class="empty">No raw delivery found.</p>'}
@@ -285,24 +330,45 @@ answered in {e(doc["elapsed_s"])} s.</p>
 <th>Enrichment</th><th>Follow-up</th><th>Where</th></tr></thead>
 <tbody>{_event_rows(doc["events"])}</tbody></table>
 {"<h2>Quarantined</h2><ul>" + quarantined + "</ul>" if quarantined else ""}
-<h2>State</h2>{_json(doc["state"])}
+<h2>State</h2>{_state(doc["state"])}
 <h2>Searched</h2><ul class="searched">{searched}</ul>"""
+
+
+def _row(cells: Iterable[str], first_when: bool = True) -> str:
+    parts = [
+        f'<td class="when">{c}</td>' if i == 0 and first_when else f"<td>{c}</td>"
+        for i, c in enumerate(cells)
+    ]
+    return f"<tr>{''.join(parts)}</tr>"
 
 
 def dead_letters(dlq: Sequence[Mapping[str, Any]], held: Sequence[Mapping[str, Any]]) -> str:
     dlq_rows = (
         "".join(
-            f"<tr><td>{e(d['failed_at'])}</td><td>{trace_link(d['key']) if d['key'] else '-'}</td>"
-            f"<td>{e(d['dead_letter'])}</td><td>{e(d['reason'])}</td><td>{e(d['attempts'])}</td>"
-            f'<td class="id">{e(d["delivery_id"])}</td></tr>'
+            _row(
+                [
+                    e(when(d["failed_at"])),
+                    trace_link(d["key"]) if d["key"] else "-",
+                    e(d["dead_letter"]),
+                    e(d["reason"]),
+                    e(d["attempts"]),
+                    f'<span class="id">{e(d["delivery_id"])}</span>',
+                ]
+            )
             for d in dlq
         )
         or '<tr><td colspan="6" class="empty">The DLQ is empty.</td></tr>'
     )
     held_rows = (
         "".join(
-            f"<tr><td>{e(q['received_at'])}</td><td>{e(q['kind'])}</td><td>{e(q['reason'])}</td>"
-            f'<td class="id">{e(q["delivery_id"])}</td></tr>'
+            _row(
+                [
+                    e(when(q["received_at"])),
+                    e(q["kind"]),
+                    e(q["reason"]),
+                    f'<span class="id">{e(q["delivery_id"])}</span>',
+                ]
+            )
             for q in held
         )
         or '<tr><td colspan="4" class="empty">Nothing is quarantined.</td></tr>'

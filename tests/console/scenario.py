@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,18 +88,31 @@ def send_callbacks(url: str) -> Sent:
     return Sent(received=8, accepted=7, refused=1, quarantined=1, published=5)
 
 
+def metric_sum(metrics_url: str, family: str) -> float:
+    """The sum of a metric family's samples on /metrics."""
+    text = httpx.get(f"{metrics_url}/metrics", timeout=5).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith((f"{family}{{", f"{family} "))
+    )
+
+
+def _until(done: Callable[[], bool], what: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not within {timeout_s} s")
+        time.sleep(0.2)
+
+
 def wait_for_events(metrics_url: str, published: int, timeout_s: float = 60.0) -> None:
     """Until /metrics says the processor published `published` events."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        text = httpx.get(f"{metrics_url}/metrics", timeout=5).text
-        total = sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith("gateway_events_published_total{")
-        )
-        if total >= published:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{total} events published, not {published}, in {timeout_s} s")
-        time.sleep(0.2)
+    family = "gateway_events_published_total"
+    _until(lambda: metric_sum(metrics_url, family) >= published, f"{published} events", timeout_s)
+
+
+def wait_for_no_lag(metrics_url: str, timeout_s: float = 60.0) -> None:
+    """Until the processor reported that it has caught up (it reports every 5 s)."""
+    family = "gateway_processor_lag_records"
+    _until(lambda: metric_sum(metrics_url, family) == 0, "no processor lag", timeout_s)

@@ -69,7 +69,7 @@
     });
     if (!d.entity_keys.length) keys.textContent = "-";
     const answered = new Date(d.at * 1000).toISOString().replace("T", " ").slice(0, 19) + " UTC";
-    tr.append(cell(answered), cell(d.kind), outcome, cell(d.delivery_id || "-", "id"), keys,
+    tr.append(cell(answered, "when"), cell(d.kind), outcome, cell(d.delivery_id || "-", "id"), keys,
       cell(d.source), cell(String(d.latency_ms), "num"));
     return tr;
   }
