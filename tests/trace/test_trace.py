@@ -17,8 +17,11 @@ from gateway.process.handler import Failed, Handled
 from gateway.process.processor import Handler
 from gateway.process.state import StateView
 from gateway.settings import Settings
+from gateway.simulator.data import World
+from gateway.simulator.lifecycle import step
 from gateway.trace.find import trace
 from gateway.trace.source import open_source
+from schemas.callbacks import CallbackKind
 from tests.conftest import SettingsFactory
 from tests.helpers import TOKEN_PATH, outbound_callback, read_topic, running_app, wait_for
 
@@ -152,3 +155,30 @@ async def test_a_decided_event_that_never_reached_its_topic(
     assert await run_trace(quiet, "OCO-NEVER-SEEN", None, as_json=True, with_state=False) == 2
     since = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     assert await run_trace(quiet, ORDER, since, as_json=True, with_state=False) == 2
+
+
+@pytest.mark.parametrize(("kind", "route"), [("return", "returns"), ("inventory", "inventory")])
+async def test_returns_and_stock_levels_are_traced_by_their_keys(
+    make_settings: SettingsFactory, kind: CallbackKind, route: str
+) -> None:
+    settings = make_settings()
+    world = World(seed=3)
+    sent = step(world, kind=kind)
+    topic = settings.topic_returns if kind == "return" else settings.topic_inventory
+    async with running_app(settings) as (client, gateway):
+        response = await client.post(f"{TOKEN_PATH}/{route}", content=sent.body, headers=JSON)
+        assert response.status_code == 200, response.text
+
+        async def published() -> bool:
+            return bool(await read_topic(gateway, topic))
+
+        await wait_for(published)
+        async with open_source(settings) as source:
+            story = (await trace(source, settings, sent.entity_key)).to_json()
+    (delivery,) = story["deliveries"]
+    assert delivery["kind"] == kind
+    assert delivery["outcome"] == "published"
+    (expected,) = delivery["items"][0]["events"]
+    assert expected["topic"] == topic
+    assert expected["found"]
+    assert story["problems"] == []
