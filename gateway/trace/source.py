@@ -2,10 +2,10 @@
 
 `Source` is the port; two adapters implement it, chosen from the settings by `open_source`:
 
-- `KafkaSource` reads only the partition a key can be on (Kafka's default partitioner:
-  partition.py), from a start time (the broker's time index, `offsets_for_times`),
-  comparing keys as bytes before anything is decoded; a caller that knows what it is
-  looking for can stop the read as soon as it has found it.
+- `KafkaSource` reads only the partition a key can be on (Kafka's default partitioner,
+  gateway/log/kafka/partitioner.py), from a start time (the broker's time index,
+  `offsets_for_times`), comparing keys as bytes before anything is decoded; a caller that
+  knows what it is looking for can stop the read as soon as it has found it.
 - `EmbeddedSource` asks the embedded log's SQLite file, read-only, through its
   `(topic, key)` index.
 
@@ -24,8 +24,8 @@ from typing import Protocol
 
 from gateway.log.base import Headers, LogRecord
 from gateway.log.kafka import KafkaLog
+from gateway.log.kafka.partitioner import partition_for
 from gateway.settings import Settings
-from gateway.trace.partition import partition_for
 
 Enough = Callable[[Sequence[LogRecord]], bool]
 """Told the matching records found so far; True stops the read early."""

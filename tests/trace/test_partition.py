@@ -1,48 +1,20 @@
-"""The trace finds a key's partition the way Kafka's default partitioner chose it."""
+"""The trace looks for a key on the partition the broker put it on (Kafka's default
+partitioner; gateway/log/kafka/partitioner.py, tested against aiokafka's own in
+tests/log/test_partitioner.py)."""
 
 from __future__ import annotations
 
 import pytest
-from aiokafka.partitioner import DefaultPartitioner
-from aiokafka.partitioner import murmur2 as aiokafka_murmur2
-from hypothesis import given
-from hypothesis import strategies as st
 
 from gateway.log.base import Record
 from gateway.log.kafka import KafkaLog
-from gateway.trace.partition import murmur2, partition_for
+from gateway.log.kafka.partitioner import partition_for
+from gateway.trace.source import KafkaSource
 from tests.conftest import SettingsFactory
 
-
-@pytest.mark.parametrize(
-    ("data", "expected"),
-    [
-        # Kafka's own test vectors (UtilsTest.testMurmur2), signed as Java prints them.
-        (b"21", -973932308),
-        (b"foobar", -790332482),
-        (b"a-little-bit-long-string", -985981536),
-        (b"a-little-bit-longer-string", -1486304829),
-        (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971),
-        (b"abc", 479470107),
-    ],
-)
-def test_murmur2_matches_kafkas_vectors(data: bytes, expected: int) -> None:
-    assert murmur2(data) == expected & 0xFFFFFFFF
+pytestmark = pytest.mark.kafka
 
 
-@given(st.binary(max_size=64), st.integers(min_value=1, max_value=200))
-def test_partition_matches_aiokafkas_default_partitioner(key: bytes, partitions: int) -> None:
-    every = list(range(partitions))
-    assert murmur2(key) == aiokafka_murmur2(key) & 0xFFFFFFFF
-    assert partition_for(key, partitions) == DefaultPartitioner()(key, every, every)
-
-
-def test_a_topic_has_partitions() -> None:
-    with pytest.raises(ValueError, match="at least one"):
-        partition_for(b"x", 0)
-
-
-@pytest.mark.kafka
 async def test_the_broker_puts_keys_where_the_trace_looks(
     make_settings: SettingsFactory, kafka_bootstrap: str
 ) -> None:
@@ -55,5 +27,15 @@ async def test_the_broker_puts_keys_where_the_trace_looks(
     finally:
         await log.close()
     assert {p.partition for p in positions} == set(range(7))  # the keys spread
-    for key, position in zip(keys, positions, strict=True):
-        assert position.partition == partition_for(key, 7)
+    source = KafkaSource(KafkaLog(settings))
+    await source.start()
+    try:
+        for key, position in zip(keys, positions, strict=True):
+            assert position.partition == partition_for(key, 7)
+            assert await source.partition_of(settings.topic_raw, key) == position.partition
+        (found,) = await source.keyed(settings.topic_raw, keys[5], None)
+        assert found.offset == positions[5].offset
+        assert await source.partition_of("no.such.topic", keys[0]) is None
+        assert await source.keyed("no.such.topic", keys[0], None) == []
+    finally:
+        await source.close()
