@@ -18,7 +18,7 @@ from gateway.ingest.record import H_ENTITY_INDEX, H_SOURCE, H_VERIFIED
 from gateway.log.base import LogRecord
 from gateway.process.decide import Outcome
 from gateway.process.state import EntityState, StateKey
-from gateway.trace.found import DeadLetter, Event, Quarantined, Where, at_ms, text
+from gateway.trace.found import DeadLetter, Event, Where, at_ms, quarantined, text
 from gateway.trace.mask import BodyMask, safe_headers
 from gateway.trace.recompute import Expected, ItemDecision, Recomputed, RecordDecision
 
@@ -225,23 +225,29 @@ class _Teller:
             )
 
 
-def _state(key: StateKey, state: EntityState) -> dict[str, Any]:
+def state_json(
+    key: StateKey, state: EntityState, owed: Sequence[Mapping[str, Any]] | None = None
+) -> dict[str, Any]:
+    """A state as the trace shows it; `owed` replaces the state's follow-ups (a state
+    worked out from the raw records knows its follow-ups only from the events found)."""
+    occurred = None if state.occurred_at_ms is None else at_ms(state.occurred_at_ms).isoformat()
     return {
         "kind": key.kind,
         "status": state.status,
         "oc_status": state.oc_status,
-        "occurred_at": None if state.occurred_at_ms is None else at_ms(state.occurred_at_ms),
+        "occurred_at": occurred,
         "reconciled_status": state.reconciled_status,
         "recent_deliveries": list(state.deliveries),
-        "follow_ups": [f.encode() for f in state.followups],
+        "follow_ups": list(owed) if owed is not None else [f.encode() for f in state.followups],
     }
 
 
-def state_json(key: StateKey, state: EntityState) -> dict[str, Any]:
-    data = _state(key, state)
-    if data["occurred_at"] is not None:
-        data["occurred_at"] = data["occurred_at"].isoformat()
-    return data
+def _owed(events: Sequence[Mapping[str, Any]], topic: str) -> list[dict[str, Any]]:
+    return [
+        {"event_id": e["ce_id"], "missing": (e["follow_up"] or {}).get("missing", [])}
+        for e in events
+        if e["at"]["topic"] == topic and (e["follow_up"] or {}).get("state") == "owed"
+    ]
 
 
 def tell(
@@ -274,24 +280,19 @@ def tell(
                 f"{letter.where.offset} (delivery {letter.delivery_id}): {letter.reason}"
             )
     for record in quarantine:
-        kind = text(record, "gw-kind")
-        topic = topic_for.get(kind or "", "")
+        topic = topic_for.get(text(record, "gw-kind") or "", "")
         body = mask.body(topic, record.value) if topic else {"not_shown": "unknown kind"}
-        held = Quarantined(
-            Where.of(record),
-            text(record, "gw-delivery-id"),
-            kind,
-            text(record, "gw-received-at"),
-            text(record, "gw-reason") or "",
-            body,
-        )
+        held = quarantined(record, body)
         story.quarantined.append(held.to_json())
         teller.problems.append(
             f"delivery {held.delivery_id} was quarantined ({held.reason}): nothing was "
             "published from it"
         )
     story.state = {
-        "worked_out": [state_json(k, s) for k, s in sorted(recomputed.states.items())],
+        "worked_out": [
+            state_json(k, s, _owed(story.events, topic_for.get(k.kind, "")))
+            for k, s in sorted(recomputed.states.items())
+        ],
         "changelog": None
         if changelog is None
         else [

@@ -113,6 +113,9 @@ def test_follow_ups_completed_owed_and_given_up() -> None:
     owed = story([shipped], [owed_event(status_id)])
     assert owed.events[0]["follow_up"] == {"state": "owed", "missing": ["order"]}
     assert owed.problems == []
+    (state,) = owed.state["worked_out"]
+    assert state["follow_ups"] == [{"event_id": status_id, "missing": ["order"]}]
+    assert done.state["worked_out"][0]["follow_ups"] == []
 
     follow_up = FollowUp(
         status_id,
