@@ -1,8 +1,9 @@
 """The console's counters, read from this process's metrics registry (pure).
 
-The same numbers /metrics exports, summed over the labels a person does not need at a
-glance. They are this process's since it started: with several replicas, each console
-shows its own replica (the DLQ and quarantine lists and traces read the log: all of it).
+The same numbers /metrics exports (read from the same exposition, so with ingest workers
+they cover every process of the replica), summed over the labels a person does not need
+at a glance. They are this replica's since it started: with several replicas, each
+console shows its own (the DLQ and quarantine lists and traces read the log: all of it).
 """
 
 from __future__ import annotations
@@ -11,50 +12,62 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from prometheus_client import Counter, Gauge
+from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.log.base import LogRecord
 from gateway.ops.metrics import Metrics
 from gateway.ops.recent import RecentDeliveries
 from gateway.trace.found import DeadLetter, text
 
+Samples = dict[str, list[tuple[dict[str, str], float]]]
 
-def _values(metric: Counter | Gauge, label: str | None) -> dict[str, float]:
-    """The metric's values summed by one label (None: one total under "")."""
-    sums: dict[str, float] = defaultdict(float)
-    for family in metric.collect():
+
+def _samples(metrics: Metrics) -> Samples:
+    """Every sample /metrics would show, by sample name: this process's, or with ingest
+    workers every live process's together (the same exposition /metrics serves)."""
+    found: Samples = defaultdict(list)
+    for family in text_string_to_metric_families(metrics.exposition().decode()):
         for sample in family.samples:
-            if sample.name.endswith("_created"):
-                continue
-            sums[sample.labels.get(label, "") if label else ""] += sample.value
+            found[sample.name].append((sample.labels, sample.value))
+    return found
+
+
+def _by(samples: Samples, name: str, label: str) -> dict[str, float]:
+    sums: dict[str, float] = defaultdict(float)
+    for labels, value in samples.get(name, ()):
+        sums[labels.get(label, "")] += value
     return dict(sums)
 
 
-def _total(metric: Counter | Gauge) -> float:
-    return sum(_values(metric, None).values())
+def _total(samples: Samples, name: str) -> float:
+    return sum(value for _, value in samples.get(name, ()))
 
 
 def counters(metrics: Metrics) -> dict[str, Any]:
     """Every figure the console shows, by name (the page and its JSON share these)."""
+    s = _samples(metrics)
+    received, accepted = "gateway_callbacks_received_total", "gateway_callbacks_accepted_total"
+    refused, published = "gateway_callbacks_rejected_total", "gateway_events_published_total"
+    dead, held = "gateway_dlq_records_total", "gateway_callbacks_quarantined_total"
     return {
-        "received": _values(metrics.callbacks_received, "kind"),
-        "received_total": _total(metrics.callbacks_received),
-        "accepted": _values(metrics.callbacks_accepted, "kind"),
-        "accepted_total": _total(metrics.callbacks_accepted),
-        "refused": _values(metrics.callbacks_rejected, "reason"),
-        "refused_total": _total(metrics.callbacks_rejected),
-        "in_flight": _total(metrics.callbacks_in_flight),
-        "spool_depth": _total(metrics.spool_depth),
-        "spool_oldest_age_s": _total(metrics.spool_oldest_age),
-        "processor_lag": _total(metrics.processor_lag),
-        "published": _values(metrics.events_published, "type"),
-        "published_total": _total(metrics.events_published),
-        "dead_lettered": _values(metrics.dlq_records, "reason"),
-        "dead_lettered_total": _total(metrics.dlq_records),
-        "quarantined": _values(metrics.callbacks_quarantined, "reason"),
-        "quarantined_total": _total(metrics.callbacks_quarantined),
-        "ready": _total(metrics.ready) == 1,
-        "insecure": _total(metrics.insecure_mode) == 1,
+        "received": _by(s, received, "kind"),
+        "received_total": _total(s, received),
+        "accepted": _by(s, accepted, "kind"),
+        "accepted_total": _total(s, accepted),
+        "refused": _by(s, refused, "reason"),
+        "refused_total": _total(s, refused),
+        "in_flight": _total(s, "gateway_callbacks_in_flight"),
+        "spool_depth": _total(s, "gateway_spool_depth_records"),
+        "spool_oldest_age_s": _total(s, "gateway_spool_oldest_age_seconds"),
+        "processor_lag": _total(s, "gateway_processor_lag_records"),
+        "published": _by(s, published, "type"),
+        "published_total": _total(s, published),
+        "dead_lettered": _by(s, dead, "reason"),
+        "dead_lettered_total": _total(s, dead),
+        "quarantined": _by(s, held, "reason"),
+        "quarantined_total": _total(s, held),
+        "ready": _total(s, "gateway_ready") == 1,
+        "insecure": _total(s, "gateway_insecure_mode") == 1,
     }
 
 
