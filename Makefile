@@ -84,6 +84,10 @@ bench: venv ## Benchmark both logs against the HTTP and broker ceilings (bench/r
 faults: venv ## Fault runs under load, each audited by an independent consumer (bench/results/)
 	$(BIN)/python -m bench faults $(BENCH_ARGS)
 
+.PHONY: bench-trace
+bench-trace: venv ## gateway trace of one order among 1,000,000 raw records on a real broker (bench/results/)
+	$(BIN)/python -m bench trace $(BENCH_ARGS)
+
 .PHONY: bench-smoke
 bench-smoke: venv ## The short benchmark and fault run that the test suite runs
 	$(BIN)/pytest tests/bench -q

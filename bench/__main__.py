@@ -1,4 +1,4 @@
-"""python -m bench {bench,faults,install}: see bench/README.md."""
+"""python -m bench {bench,faults,trace,install}: see bench/README.md."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import benchmark, faults, profile, report
+from bench import trace as trace_bench
 from bench.disk import can_mount, in_own_namespaces
 from bench.install import ensure_vegeta
 from bench.machine import describe
@@ -86,6 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     for command in (run_bench, run_faults):
         command.add_argument("--results", type=Path, default=RESULTS)
         command.add_argument("--shared", action="store_true", help="note: machine was shared")
+    run_trace = sub.add_parser("trace", help="gateway trace for one order among 1,000,000 records")
+    run_trace.add_argument("--records", type=int, default=trace_bench.Plan.records)
+    run_trace.add_argument("--partitions", type=int, default=trace_bench.Plan.partitions)
+    run_trace.add_argument("--repeats", type=int, default=trace_bench.Plan.repeats)
+    run_trace.add_argument("--results", type=Path, default=RESULTS)
+    run_trace.add_argument("--shared", action="store_true", help="note: machine was shared")
     sub.add_parser("install", help="build the load tool (vegeta) if needed")
     rebuild = sub.add_parser("report", help="rebuild summary.md and the plots from results.json")
     rebuild.add_argument("--results", type=Path, default=RESULTS)
@@ -112,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(json.dumps(figures, indent=2))
         return 0
+    if args.command == "trace":
+        return _trace(args)
     if args.command == "faults":
         names = args.only or sorted(faults.SCENARIOS)
         if any(faults.SCENARIOS[n].disk_bytes for n in names) and not can_mount():
@@ -131,6 +140,24 @@ def main(argv: list[str] | None = None) -> int:
     report.update(args.results, key, section)
     print(f"results: {args.results / 'summary.md'}")
     failed = report.failures(section, key)
+    for line in failed:
+        print(f"FAILED: {line}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _trace(args: argparse.Namespace) -> int:
+    plan = trace_bench.Plan(records=args.records, partitions=args.partitions, repeats=args.repeats)
+    out = _run_dir("trace")
+    section: dict[str, Any] = {
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {**describe(), "shared_with_other_work": args.shared},
+        **asyncio.run(trace_bench.run(plan, out)),
+        "run_dir": str(out.relative_to(REPO)),
+    }
+    (out / "trace.json").write_text(json.dumps(section, indent=2))
+    report.update(args.results, "trace", section)
+    print(f"results: {args.results / 'summary.md'}")
+    failed = report.failures(section, "trace")
     for line in failed:
         print(f"FAILED: {line}", file=sys.stderr)
     return 1 if failed else 0

@@ -34,7 +34,7 @@ TARGETS = {
 def rebuild(results_dir: Path) -> None:
     """summary.md and the plots again from results.json (after a change to this module)."""
     results: dict[str, Any] = json.loads((results_dir / "results.json").read_text())
-    for key in ("benchmark", "faults"):
+    for key in ("benchmark", "faults", "trace"):
         if key in results:
             update(results_dir, key, results[key])
 
@@ -46,7 +46,7 @@ def update(results_dir: Path, key: str, section: dict[str, Any]) -> dict[str, An
     if key == "benchmark":
         section = {**section, "headline": headline(section)}
         plot_latency(section, results_dir / "latency-vs-rate.png")
-    else:
+    elif key == "faults":
         for name, run in section.get("scenarios", {}).items():
             plot_fault(name, run, results_dir / f"fault-{name}.png")
     results[key] = section
@@ -376,7 +376,56 @@ def summary(results: dict[str, Any]) -> str:
         lines += _bench_md(results["benchmark"])
     if "faults" in results:
         lines += _faults_md(results["faults"])
+    if "trace" in results:
+        lines += _trace_md(results["trace"])
     return "\n".join(lines)
+
+
+def _trace_md(t: dict[str, Any]) -> list[str]:
+    filled = t["filled"]
+    shared = (
+        " (machine shared with other work)" if t["machine"].get("shared_with_other_work") else ""
+    )
+    lines = [
+        "## `gateway trace`: one order among the raw records",
+        "",
+        f"Run {t['generated_at']}{shared}: {filled['raw_records']:,} raw records and "
+        f"{filled['typed_records']:,} typed events over {t['plan']['window_days']:g} days, "
+        f"{t['plan']['partitions']} partitions (filled in {filled['seconds']} s). Each trace "
+        f"is a new `gateway trace ORDER --json` process, {t['plan']['repeats']} times; "
+        f"target under {t['target_s']:g} s.",
+        "",
+    ]
+    rows = []
+    for name, run in t["traces"].items():
+        rows.append(
+            [
+                name,
+                run["entity"],
+                f"{run['raw_partition_records']:,}",
+                f"{run['deliveries']} / {run['events_found']}",
+                str(len(run["problems"])),
+                "yes" if run["correct"] else "**no**",
+                f"{run['wall_s']['median']:.2f}",
+                f"{run['wall_s']['max']:.2f} ({_met(run['wall_s']['max'], t['target_s'])})",
+                f"{run['in_process_s']['median']:.2f}",
+            ]
+        )
+    lines += _table(
+        [
+            "order",
+            "entity",
+            "records in its raw partition",
+            "deliveries / events found",
+            "problems",
+            "right story",
+            "wall s (median)",
+            "wall s (max)",
+            "inside the process s",
+        ],
+        rows,
+    )
+    return [*lines, ""]
 
 
 def plot_latency(section: dict[str, Any], path: Path) -> None:
@@ -442,6 +491,12 @@ def plot_fault(name: str, run: dict[str, Any], path: Path) -> None:
 def failures(section: dict[str, Any], key: str) -> list[str]:
     """What makes the command fail: lost or duplicated events (never timing)."""
     problems = []
+    if key == "trace":
+        return [
+            f"trace {name}: the story is not the one written ({run['outcomes']}, {run['problems']})"
+            for name, run in section["traces"].items()
+            if not run["correct"]
+        ]
     if key == "faults":
         for name, run in section["scenarios"].items():
             a = run["audit"]

@@ -1,4 +1,5 @@
-"""The ASGI apps: `create_app` (webhooks + health) and `create_ops_app` (metrics + health).
+"""The ASGI apps: `create_app` (webhooks + health) and `create_ops_app` (metrics + health,
+and the operator console at /console when its token is set).
 
 Run with `uvicorn --factory gateway.app:create_app --lifespan on`, or `gateway serve`,
 which also serves the ops app on the metrics port. Errors become HTTP answers here and
@@ -14,10 +15,13 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount
 
+from gateway.console.app import console_app
 from gateway.errors import (
     BodyTooLarge,
     CallbackRejected,
+    ConfigurationError,
     GatewayError,
     LogError,
     MalformedBody,
@@ -80,8 +84,14 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 
 def create_app(settings: Settings | None = None, gateway: Gateway | None = None) -> Starlette:
-    """The webhook app. With no arguments it reads settings from the environment."""
+    """The webhook app. With no arguments it reads settings from the environment. The
+    console is never served here: with its token set, the metrics port must be its own."""
     gateway = gateway or Gateway(settings or Settings())
+    if gateway.settings.console_enabled and gateway.settings.metrics_port == 0:
+        raise ConfigurationError(
+            "the console is served on the metrics port only, never on the webhook port: "
+            "set GATEWAY_METRICS_PORT, or unset GATEWAY_CONSOLE_TOKEN(_FILE)"
+        )
     routes = [*health_routes()]
     if gateway.settings.ingest_enabled:
         routes.extend(ingest_routes())
@@ -109,7 +119,11 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
 
 
 def create_ops_app(gateway: Gateway) -> Starlette:
-    """Metrics and health on their own port, sharing the webhook app's gateway."""
-    app = Starlette(routes=[*metrics_routes(), *health_routes()])
+    """Metrics and health on their own port, sharing the webhook app's gateway; the
+    console too, when its token is set."""
+    routes: list[BaseRoute] = [*metrics_routes(), *health_routes()]
+    if gateway.settings.console_enabled:
+        routes.append(Mount("/console", app=console_app(gateway)))
+    app = Starlette(routes=routes)
     app.state.gateway = gateway
     return app

@@ -1,4 +1,4 @@
-"""The `gateway` command: serve, simulate, replay, dlq, reconcile, oc, settings.
+"""The `gateway` command: serve, simulate, events, trace, replay, dlq, reconcile, oc, settings.
 
 Each sub-command lives with the package it drives and registers itself here through a
 `register(subparsers)` function, so this module stays a table of contents.
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     import gateway.commands.reconcile
     import gateway.commands.replay
     import gateway.commands.settings_doc
+    import gateway.commands.trace
     import gateway.serve
     import gateway.simulator.cli
 
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     gateway.serve.register(commands)
     gateway.commands.events.register(commands)
+    gateway.commands.trace.register(commands)
     gateway.commands.dlq.register(commands)
     gateway.commands.replay.register(commands)
     gateway.commands.reconcile.register(commands)

@@ -36,6 +36,7 @@ from gateway.oc.client import OcClient
 from gateway.oc.factory import build_client
 from gateway.ops.logs import get_logger
 from gateway.ops.metrics import Metrics
+from gateway.ops.recent import RecentDeliveries
 from gateway.ops.tracing import Tracing
 from gateway.process.enricher import OcEnricher
 from gateway.process.handler import RecordHandler
@@ -130,6 +131,7 @@ class _DataDirLock:
 class Gateway:
     settings: Settings
     metrics: Metrics = field(default_factory=Metrics)
+    recent: RecentDeliveries = field(default_factory=RecentDeliveries)  # for the console
     # Tests wrap the record handler (the processor's port) to inject failures.
     wrap_handler: Callable[[Handler], Handler] | None = None
     tracing: Tracing | None = None  # built from settings unless given (tests)
@@ -293,6 +295,7 @@ class Gateway:
             "gateway": self,
             "ingest": self.ingest,
             "metrics": self.metrics,
+            "recent": self.recent,
             "max_body_bytes": self.settings.max_body_bytes,
         }
 

@@ -322,6 +322,24 @@ class Settings(BaseSettings):
         SecretStr(""), description="Key of the HMAC that `hash` fields are replaced by."
     )
 
+    # --- operator console ---------------------------------------------------------------
+    console_token: SecretStr = Field(
+        SecretStr(""),
+        description="Token of the operator console at /console on the metrics port (never "
+        "on the webhook port). Empty, and no GATEWAY_CONSOLE_TOKEN_FILE: the console is off.",
+    )
+    console_token_file: Path | None = Field(
+        None,
+        description="File holding the console token (a mounted Secret); read again when it "
+        "changes, so a rotated Secret takes effect without a restart. Wins over "
+        "GATEWAY_CONSOLE_TOKEN.",
+    )
+    console_session_ttl_s: float = Field(
+        8 * 3600.0,
+        gt=0,
+        description="How long a console login lasts (the session cookie's lifetime).",
+    )
+
     # --- reconciliation -----------------------------------------------------------------
     reconcile_enabled: bool = Field(
         True,
@@ -362,6 +380,10 @@ class Settings(BaseSettings):
     @property
     def uses_kafka(self) -> bool:
         return bool(self.kafka_bootstrap_servers.strip())
+
+    @property
+    def console_enabled(self) -> bool:
+        return self.console_token_file is not None or bool(self.console_token.get_secret_value())
 
     @property
     def token_store_path(self) -> Path:

@@ -106,6 +106,7 @@ async def _receive(request: Request, ingest: IngestService) -> Response:
     finally:
         elapsed = time.perf_counter() - started
         ingest.answered(kind or "unknown", outcome, delivery_id, keys, elapsed)
+        request.state.recent.add(kind or "unknown", outcome, delivery_id, keys, source, elapsed)
 
 
 def routes() -> list[Route]:

@@ -365,6 +365,16 @@ class Metrics:
             registry=r,
         )
 
+        # operator console
+        self.console_auth_failures = self._track(
+            Counter,
+            "gateway_console_auth_failures_total",
+            "Refused console logins and requests: wrong_token, rate_limited (too many "
+            "failures from one source, or overall), csrf (a form without its token).",
+            ["reason"],
+            registry=r,
+        )
+
     def count_unknown_status(self, kind: str, value: str | None) -> None:
         """Count a status that mapped onto no known status, under OC's value."""
         labels = self._unknown_values.setdefault(kind, BoundedLabels(UNKNOWN_STATUS_VALUES))

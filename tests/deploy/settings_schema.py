@@ -40,6 +40,7 @@ CHART_MANAGED = frozenset(
         "PROCESSOR_ENABLED",
         "INGEST_WORKERS",
         "INGEST_ENABLED",
+        "CONSOLE_TOKEN_FILE",
     )
 )
 

@@ -35,6 +35,7 @@ from .chart import (
     named,
     of_kind,
     render,
+    template,
 )
 from .settings_schema import env_name, secret_env_names
 
@@ -408,3 +409,35 @@ def test_dashboard_configmap_is_labelled_for_the_sidecar(rendered: Rendered) -> 
 def test_monitoring_objects_are_opt_in(rendered: Rendered, case: str) -> None:
     kinds = {m["kind"] for m in rendered[case]}
     assert not {"PrometheusRule", "NetworkPolicy", "Ingress", "HorizontalPodAutoscaler"} & kinds
+
+
+# --- the operator console ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", EMBEDDED_SCENARIOS)
+def test_the_console_is_off_by_default(rendered: Rendered, case: str) -> None:
+    for deployment, container in containers(rendered[case]):
+        assert "GATEWAY_CONSOLE_TOKEN_FILE" not in _env(container)
+        assert "console-token" not in {v["name"] for v in _pod_spec(deployment)["volumes"]}
+
+
+def test_the_console_token_is_a_mounted_secret_file(rendered: Rendered) -> None:
+    for deployment, container in containers(rendered[KAFKA_SCENARIO]):
+        path = Path(_env(container)["GATEWAY_CONSOLE_TOKEN_FILE"]["value"])
+        (mount,) = [m for m in container["volumeMounts"] if m["name"] == "console-token"]
+        assert mount["readOnly"] is True
+        assert path.parent == Path(mount["mountPath"])
+        volume = _volume(deployment, "console-token")["secret"]
+        assert volume["secretName"] == "oc-gateway-console"
+        assert volume["items"] == [{"key": "token", "path": path.name}]
+        assert volume["defaultMode"] == 0o440
+
+
+def test_the_console_token_defaults_to_existing_secret_and_is_required(helm: Path) -> None:
+    rendered = template(helm, "embedded", "console.enabled=true")
+    assert rendered.returncode == 0, rendered.stderr
+    assert "secretName: oc-event-gateway" in rendered.stdout
+    assert "key: console-token" in rendered.stdout
+    refused = template(helm, None, "console.enabled=true")
+    assert refused.returncode != 0
+    assert "console.enabled needs its token" in refused.stderr

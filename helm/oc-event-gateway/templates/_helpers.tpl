@@ -122,6 +122,16 @@ Where the shared OC token store is mounted (oc.tokenStore.existingClaim), and it
 */}}
 {{- define "oc-event-gateway.tokenStoreMount" -}}/oc-token-store{{- end }}
 
+{{/*
+The Secret holding the console token (console.existingSecret, else existingSecret), and
+where its key is mounted.
+*/}}
+{{- define "oc-event-gateway.consoleSecret" -}}
+{{- default .Values.existingSecret .Values.console.existingSecret }}
+{{- end }}
+
+{{- define "oc-event-gateway.consoleTokenFile" -}}/etc/gateway/console/token{{- end }}
+
 {{- define "oc-event-gateway.tokenStorePath" -}}
 {{- include "oc-event-gateway.tokenStoreMount" . }}/oc-token.json
 {{- end }}
@@ -177,6 +187,9 @@ Combinations the chart refuses, each with the reason. Included by every workload
 {{- end }}
 {{- if and .Values.oc.tokenStore.existingClaim (hasKey .Values.config "GATEWAY_OC_TOKEN_STORE") }}
 {{- fail "oc.tokenStore.existingClaim sets GATEWAY_OC_TOKEN_STORE to the shared claim: remove it from config" }}
+{{- end }}
+{{- if and .Values.console.enabled (not (include "oc-event-gateway.consoleSecret" .)) }}
+{{- fail "console.enabled needs its token: name the Secret holding it in console.existingSecret (or set existingSecret)" }}
 {{- end }}
 {{- if and .Values.metrics.prometheusRule.enabled (not .Values.metrics.prometheusRule.runbookBaseUrl) }}
 {{- fail "metrics.prometheusRule.runbookBaseUrl is required: the URL of helm/README.md in your repository (each alert links to its section)" }}

@@ -88,6 +88,10 @@ spec:
               key: {{ .key }}
         {{- end }}
         {{- end }}
+        {{- if $values.console.enabled }}
+        - name: GATEWAY_CONSOLE_TOKEN_FILE
+          value: {{ include "oc-event-gateway.consoleTokenFile" $root | quote }}
+        {{- end }}
         {{- if $values.oc.tokenStore.existingClaim }}
         - name: GATEWAY_OC_TOKEN_STORE
           value: {{ include "oc-event-gateway.tokenStorePath" $root | quote }}
@@ -128,6 +132,11 @@ spec:
           mountPath: /etc/gateway/kafka-tls
           readOnly: true
         {{- end }}
+        {{- if $values.console.enabled }}
+        - name: console-token
+          mountPath: {{ dir (include "oc-event-gateway.consoleTokenFile" $root) }}
+          readOnly: true
+        {{- end }}
         {{- if $values.oc.tokenStore.existingClaim }}
         - name: oc-token-store
           mountPath: {{ include "oc-event-gateway.tokenStoreMount" $root }}
@@ -160,6 +169,17 @@ spec:
             path: {{ . }}
           {{- end }}
     {{- end }}
+    {{- end }}
+    {{- if $values.console.enabled }}
+    # The console token as a file: the kubelet updates it when the Secret changes, and the
+    # gateway reads it again (no restart).
+    - name: console-token
+      secret:
+        secretName: {{ include "oc-event-gateway.consoleSecret" $root }}
+        defaultMode: 0440
+        items:
+          - key: {{ $values.console.key }}
+            path: {{ base (include "oc-event-gateway.consoleTokenFile" $root) }}
     {{- end }}
     {{- with $values.oc.tokenStore.existingClaim }}
     # One OC token store for every pod of the release (ReadWriteMany): a refresh token OC
