@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -62,7 +63,18 @@ def _plan(args: argparse.Namespace) -> benchmark.Plan:
     return benchmark.Plan(**chosen)
 
 
+def _exit_on_sigterm() -> None:
+    """SIGTERM (`timeout`, `kill`) unwinds like Ctrl-C, so every service the run started
+    is stopped by its `finally` instead of outliving the run."""
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
 def main(argv: list[str] | None = None) -> int:
+    _exit_on_sigterm()
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     run_bench = sub.add_parser("bench", help="throughput, latency, OC calls, CPU, memory")
