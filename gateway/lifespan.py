@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import math
 import os
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,7 +152,7 @@ class Gateway:
     shutting_down: bool = field(init=False, default=False)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
     _lock: _DataDirLock | None = field(init=False, default=None)
-    _ready_cache: tuple[float, bool] = field(init=False, default=(0.0, False))
+    _ready_cache: tuple[float, bool] = field(init=False, default=(-math.inf, False))
 
     def __post_init__(self) -> None:
         self.log = build_log(self.settings, self.clock)
@@ -266,7 +266,7 @@ class Gateway:
         if self.shutting_down:
             return False
         checked_at, ok = self._ready_cache
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if now - checked_at > 1.0:
             ok = await self.log.writable()
             self._ready_cache = (now, ok)

@@ -12,9 +12,8 @@ token; too many from one source are answered 429 (auth.py).
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from importlib import resources
 from typing import Any, Final
 from urllib.parse import parse_qs
@@ -105,8 +104,9 @@ class Console:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self.settings = gateway.settings
-        self.token = ConsoleToken(gateway.settings)
-        self.sessions = Sessions(gateway.settings.console_session_ttl_s)
+        self.clock = gateway.clock
+        self.token = ConsoleToken(gateway.settings, self.clock.monotonic)
+        self.sessions = Sessions(gateway.settings.console_session_ttl_s, self.clock.monotonic)
         self.failures = FailureLimit()
         self._refusals = gateway.metrics.console_auth_failures
         self.replica = f"{gateway.settings.instance_id or 'this replica'} · {gateway.log.name} log"
@@ -122,7 +122,7 @@ class Console:
         return Refused(response)
 
     def limited(self, request: Request, json_answer: bool) -> None:
-        wait = self.failures.retry_after(self.source(request), time.monotonic())
+        wait = self.failures.retry_after(self.source(request), self.clock.monotonic())
         if wait is not None:
             headers = {"Retry-After": str(max(1, int(wait + 0.999)))}
             body = "too many failed attempts; try again later"
@@ -134,7 +134,7 @@ class Console:
             raise self.refuse(request, "rate_limited", answer)
 
     def failed(self, request: Request) -> None:
-        self.failures.failed(self.source(request), time.monotonic())
+        self.failures.failed(self.source(request), self.clock.monotonic())
 
     def session(self, request: Request, json_answer: bool) -> Session | None:
         """The caller's session (None for a bearer token); Refused if neither is good."""
@@ -288,7 +288,7 @@ class Console:
 
     async def dead_letters(self, request: Request, session: Session | None) -> Response:
         title = "Dead letters and quarantine"
-        since_ms = int((datetime.now(UTC) - timedelta(days=_LIST_DAYS)).timestamp() * 1000)
+        since_ms = int((self.clock.now() - timedelta(days=_LIST_DAYS)).timestamp() * 1000)
         try:
             async with open_source(self.settings) as source:
                 dlq = await source.newest(self.settings.topic_dlq, since_ms, _LISTED)
