@@ -180,6 +180,9 @@ class Gateway:
         if isinstance(self.log, SpoolingLog):
             self.log.on_spooled = self.metrics.spooled.inc
             self.log.on_retry = self.metrics.retries.labels("spool_drain").inc
+            kafka = self.log.kafka
+            self.metrics.processor_partitions.set_function(lambda: len(kafka.holdings().partitions))
+            self.metrics.processor_producers.set_function(lambda: len(kafka.holdings().producers))
         local = local_logs(self.log)
         for label, sqlite_log in local.items():
             self._watch(label, sqlite_log)
