@@ -300,6 +300,27 @@ ALERT_CASES: list[tuple[str, list[dict[str, str]], str, list[dict[str, str]]]] =
         [],
     ),
     (
+        "OCGatewayProducersLeaked",
+        [
+            _series("gateway_processor_producers", "6x30", pod="a"),
+            _series("gateway_processor_partitions", "3x30", pod="a"),
+            _series("gateway_processor_producers", "3x30", pod="b"),
+            _series("gateway_processor_partitions", "3x30", pod="b"),
+        ],
+        "20m",
+        [{"namespace": NAMESPACE, "pod": "a"}],
+    ),
+    # A rebalance: the old producers are closed within minutes (here two samples).
+    (
+        "OCGatewayProducersLeaked",
+        [
+            _series("gateway_processor_producers", "6 6 3x28", pod="a"),
+            _series("gateway_processor_partitions", "3x30", pod="a"),
+        ],
+        "20m",
+        [],
+    ),
+    (
         "OCGatewayVerificationFailures",
         [_series("gateway_verification_failures_total", "0+60x30", pod="a", method="oc_signature")],
         "20m",
