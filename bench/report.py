@@ -337,6 +337,7 @@ def _faults_md(f: dict[str, Any]) -> list[str]:
         "duplicates (typed)",
         "raw duplicates",
         "not enriched / followed up",
+        "out of order (typed / raw)",
         "recovery",
     ]
     rows = []
@@ -356,6 +357,7 @@ def _faults_md(f: dict[str, Any]) -> list[str]:
                 str(a["duplicates"]),
                 str(a["duplicates_raw"]),
                 f"{_fmt(a['not_enriched'])} / {_fmt(a['follow_ups'])}",
+                _order(a),
                 recovery or "-",
             ]
         )
@@ -363,6 +365,15 @@ def _faults_md(f: dict[str, Any]) -> list[str]:
     for name in f["scenarios"]:
         lines += [f"![{name}: throughput over time](fault-{name}.png)", ""]
     return lines
+
+
+def _order(a: dict[str, Any]) -> str:
+    if "order_checked" not in a:
+        return "-"  # a run from before the order check
+    return (
+        f"{a['order_violations']} / {a['order_violations_raw']} "
+        f"of {_fmt(a['order_checked'])} checked"
+    )
 
 
 def summary(results: dict[str, Any]) -> str:
@@ -504,6 +515,11 @@ def failures(section: dict[str, Any], key: str) -> list[str]:
                 problems.append(f"{name}: missing {a['missing']}, duplicates {a['duplicates']}")
             if a["follow_ups_missing"]:
                 problems.append(f"{name}: {a['follow_ups_missing']} follow-ups never came")
+            if a.get("order_violations") or a.get("order_violations_raw"):
+                problems.append(
+                    f"{name}: {a['order_violations']} events and {a['order_violations_raw']} "
+                    "raw records out of their entity's order"
+                )
     else:
         for name, mode in section["modes"].items():
             for s in [*mode["rates"], mode["saturation"], *mode.get("overload_steps", [])]:
