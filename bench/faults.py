@@ -15,6 +15,8 @@ every accepted callback's event is visible, and audits with an independent reade
 - disk-full: the embedded gateway's data directory is a small tmpfs (bench/disk.py); the
   harness fills it, the gateway answers 503 and its processor waits, then the harness
   deletes the filler and everything resumes without a restart.
+- churn: three replicas through a rolling restart, a SIGKILL, a scale-up and a
+  scale-down (bench/churn.py).
 
 Every audit also checks each entity's order: a callback sent after another of its
 entity's was answered must come after it in the raw and typed topics.
@@ -42,6 +44,7 @@ from bench.audit import (
     sent_timing,
     status_events,
 )
+from bench.churn import QUICK_SECONDS, ChurnPlan, run_churn
 from bench.disk import Disk, tmpfs
 from bench.services import Gateway, GatewayConfig, simulator
 from bench.stats import per_second
@@ -166,6 +169,7 @@ def scenarios(quick: bool = False) -> dict[str, Scenario]:
 
 
 SCENARIOS = scenarios()
+NAMES = sorted([*SCENARIOS, "churn"])  # churn runs several replicas: bench/churn.py
 
 
 async def _act(run: Run, actions: tuple[tuple[float, Action], ...]) -> None:
@@ -320,16 +324,27 @@ async def run(
     vegeta_path: Path,
     *,
     quick: bool = False,
+    churn_seconds: float | None = None,
     broker: Broker | None = None,
 ) -> dict[str, Any]:
+    """`churn_seconds` sets the churn run's length (its steps keep their fractions);
+    `quick` shortens every run."""
     chosen = scenarios(quick)
-    own = broker is None and any(chosen[name].log == "kafka" for name in names)
+    plan = ChurnPlan()
+    if churn_seconds is not None or quick:
+        plan = plan.shortened(churn_seconds or QUICK_SECONDS)
+    on_kafka = any(name == "churn" or chosen[name].log == "kafka" for name in names)
+    own = broker is None and on_kafka
     if own:
         broker = await asyncio.to_thread(start_broker, out / "kafka")
     try:
         results = {}
         for name in names:
-            results[name] = await run_scenario(chosen[name], out, vegeta_path, broker)
+            if name == "churn":
+                assert broker is not None
+                results[name] = await run_churn(plan, out, vegeta_path, broker)
+            else:
+                results[name] = await run_scenario(chosen[name], out, vegeta_path, broker)
         return {"scenarios": results, "quick": quick}
     finally:
         if own and broker is not None:
