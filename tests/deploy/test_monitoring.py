@@ -471,6 +471,16 @@ def test_dashboard_is_an_importable_grafana_dashboard(dashboard: dict[str, Any])
         assert len(ref_ids) == len(set(ref_ids))
 
 
+def test_dashboard_panels_do_not_overlap(dashboard: dict[str, Any]) -> None:
+    taken: dict[tuple[int, int], str] = {}
+    for panel in dashboard["panels"]:
+        grid = panel["gridPos"]
+        for x in range(grid["x"], grid["x"] + grid["w"]):
+            for y in range(grid["y"], grid["y"] + grid["h"]):
+                assert (x, y) not in taken, f"{panel['title']} overlaps {taken[(x, y)]}"
+                taken[(x, y)] = panel["title"]
+
+
 def test_dashboard_shows_every_documented_metric_and_nothing_else(
     dashboard: dict[str, Any],
 ) -> None:
