@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from gateway.errors import LogUnavailable
-from gateway.log.base import TopicPartition
+from gateway.log.base import Record, TopicPartition
 from gateway.log.kafka import KafkaConsumer, KafkaLog
 from gateway.settings import Settings
 from tests.conftest import SettingsFactory
@@ -178,3 +178,23 @@ async def test_closing_the_log_closes_what_an_owner_left_open(settings: Settings
         await log.close()
     assert log.holdings().consumers == 0
     assert log.holdings().producers == ()
+
+
+async def test_a_commit_never_uses_a_producer_being_closed(settings: Settings) -> None:
+    # A batch fetched before a revocation may commit while the revoked partition's
+    # producer closes: it must fail at once (the owner rebuilds the consumer), not start
+    # a transaction on a producer whose sender is going away and wait for it forever.
+    async with started_log(settings) as log:
+        subject = await join(log, settings)
+        await wait_for(holding(log), timeout_s=60)
+        tp = sorted(subject.assignment())[0]
+        closing = asyncio.create_task(subject.release({tp}))
+        await asyncio.sleep(0)  # the close has begun
+        with pytest.raises(LogUnavailable, match="no longer owned"):
+            await asyncio.wait_for(
+                subject.commit({tp: [Record(settings.topic_outbound, b"x", b"k")]}, {tp: 1}),
+                timeout=10,
+            )
+        await closing
+        assert tp not in log.holdings().producers
+        await subject.stop()

@@ -119,8 +119,11 @@ class KafkaConsumer:
             heartbeat_interval_ms=1000,
             max_poll_interval_ms=300000,
         )
-        self._producers: dict[TP, Any] = {}  # open or opening; removed once stopped
+        # Owned: a commit may use it. Taken out before it is closed, so no commit starts
+        # on a closing producer (its transaction would wait forever for a stopped sender).
+        self._producers: dict[TP, Any] = {}
         self._started: set[TP] = set()
+        self._closing_producers: dict[int, tuple[TP, Any]] = {}  # until stop() returned
         self._starting: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._closing: asyncio.Task[None] | None = None
@@ -137,7 +140,8 @@ class KafkaConsumer:
         return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
 
     def producers(self) -> list[TP]:
-        return list(self._producers)
+        """The partition of every producer still open: owned, or being closed."""
+        return [*self._producers, *(tp for tp, _ in self._closing_producers.values())]
 
     def starting(self) -> list[TP]:
         return [tp for tp in self._producers if tp not in self._started]
@@ -180,21 +184,19 @@ class KafkaConsumer:
 
     async def release(self, tps: set[TP]) -> None:
         """Flush and close the producers of `tps`; a failure to close is logged, not raised."""
-        await asyncio.gather(*(self._close(tp) for tp in tps if tp in self._producers))
+        leaving = [(tp, self._producers.pop(tp)) for tp in tps if tp in self._producers]
+        self._started.difference_update(tp for tp, _ in leaving)
+        await asyncio.gather(*(self._close(tp, producer) for tp, producer in leaving))
 
-    async def _close(self, tp: TP) -> None:
-        producer = self._producers.get(tp)
-        if producer is None:
-            return  # closed meanwhile (a failed start and a stop both release it)
+    async def _close(self, tp: TP, producer: Any) -> None:
+        self._closing_producers[id(producer)] = (tp, producer)
         try:
             await producer.stop()
         except Exception as exc:  # closed as far as it goes; nothing more to do with it
             logger.warning(
                 "transactional producer closed with an error", partition=tp, error=repr(exc)
             )
-        if self._producers.get(tp) is producer:
-            del self._producers[tp]
-            self._started.discard(tp)
+        self._closing_producers.pop(id(producer), None)  # kept (counted) if stop() is cut short
 
     def fail(self, exc: Exception) -> None:
         """A rebalance step failed: the next fetch raises, so the owner rebuilds this."""
@@ -243,6 +245,9 @@ class KafkaConsumer:
             await asyncio.shield(self._closing)  # waits for a rebalance listener in progress
         finally:
             await self.release(set(self._producers))
+            # Closes cut short by a cancelled stop() get another go (stop() is idempotent).
+            for tp, producer in list(self._closing_producers.values()):
+                await self._close(tp, producer)
             self._forget()
 
     async def _close_consumer(self) -> None:
@@ -255,7 +260,8 @@ class KafkaConsumer:
 
     def _forget(self) -> None:
         """Off the log's books once nothing it opened is open any more."""
-        if not self._producers and self._closing is not None and self._closing.done():
+        idle = not self._producers and not self._closing_producers
+        if idle and self._closing is not None and self._closing.done():
             self._books.discard(self)
 
     # --- the LogConsumer port -------------------------------------------------------------
