@@ -124,5 +124,8 @@ async def test_a_batch_outlasting_the_grace_is_given_up_and_everything_closed(
     assert code == 0
     assert took < 1 + 10  # the grace, then at most a few seconds to unwind and close
     lines = log_lines(gateway.log_path)
-    assert any(line["event"] == "shutdown grace spent; cancelling" for line in lines)
+    (spent,) = [line for line in lines if line["event"] == "shutdown grace spent; cancelling"]
+    assert spent["tasks"] == ["processor"]
+    # Where it was stuck: in the batch, waiting for OC's enrichment.
+    assert any("enrich" in frame for frame in spent["waiting_in"]["processor"])
     assert trouble(gateway.log_path) == []  # no "Unclosed", no "shutdown failed"
