@@ -190,11 +190,32 @@ async def test_a_commit_never_uses_a_producer_being_closed(settings: Settings) -
         tp = sorted(subject.assignment())[0]
         closing = asyncio.create_task(subject.release({tp}))
         await asyncio.sleep(0)  # the close has begun
-        with pytest.raises(LogUnavailable, match="no longer owned"):
+        with pytest.raises(LogUnavailable, match="not owned here"):
             await asyncio.wait_for(
                 subject.commit({tp: [Record(settings.topic_outbound, b"x", b"k")]}, {tp: 1}),
                 timeout=10,
             )
         await closing
         assert tp not in log.holdings().producers
+        await subject.stop()
+
+
+async def test_a_commit_never_uses_a_producer_still_starting(settings: Settings) -> None:
+    # The same batch may commit while the partition comes back to this member and its
+    # new producer is still fencing the old one: it must not begin a transaction there.
+    async with started_log(settings) as log:
+        subject = await join(log, settings)
+        await wait_for(holding(log), timeout_s=60)
+        tp = sorted(subject.assignment())[0]
+        await subject.release({tp})
+        starting = asyncio.create_task(subject.acquire({tp}))
+        await asyncio.sleep(0)  # the start has begun
+        assert tp in log.holdings().starting
+        with pytest.raises(LogUnavailable, match="not owned here"):
+            await asyncio.wait_for(
+                subject.commit({tp: [Record(settings.topic_outbound, b"x", b"k")]}, {tp: 1}),
+                timeout=10,
+            )
+        await starting
+        await subject.commit({tp: [Record(settings.topic_outbound, b"x", b"k")]}, {tp: 1})
         await subject.stop()

@@ -119,11 +119,13 @@ class KafkaConsumer:
             heartbeat_interval_ms=1000,
             max_poll_interval_ms=300000,
         )
-        # Owned: a commit may use it. Taken out before it is closed, so no commit starts
-        # on a closing producer (its transaction would wait forever for a stopped sender).
+        # Owned: started, so a commit may use it. A producer is not owned while it starts
+        # or once its close began: a transaction begun on one would wait forever (on an
+        # InitProducerId still running, or on a sender going away). Opening and closing
+        # ones are on the books apart, until their start failed or their stop() returned.
         self._producers: dict[TP, Any] = {}
-        self._started: set[TP] = set()
-        self._closing_producers: dict[int, tuple[TP, Any]] = {}  # until stop() returned
+        self._opening: dict[TP, Any] = {}
+        self._closing_producers: dict[int, tuple[TP, Any]] = {}
         self._starting: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._closing: asyncio.Task[None] | None = None
@@ -140,11 +142,12 @@ class KafkaConsumer:
         return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
 
     def producers(self) -> list[TP]:
-        """The partition of every producer still open: owned, or being closed."""
-        return [*self._producers, *(tp for tp, _ in self._closing_producers.values())]
+        """The partition of every producer still open: owned, starting or being closed."""
+        closing = (tp for tp, _ in self._closing_producers.values())
+        return [*self._producers, *self._opening, *closing]
 
     def starting(self) -> list[TP]:
-        return [tp for tp in self._producers if tp not in self._started]
+        return list(self._opening)
 
     async def acquire(self, tps: set[TP]) -> None:
         """Start (and so fence the previous owner of) each new partition's producer, all
@@ -152,9 +155,9 @@ class KafkaConsumer:
         too long or the consumer is stopping."""
         if self._stopping:
             raise LogUnavailable("the consumer is stopping")
-        new = sorted(tps - self._producers.keys())
+        new = sorted(tps - self._producers.keys() - self._opening.keys())
         for tp in new:  # on the books before the first await
-            self._producers[tp] = AIOKafkaProducer(
+            self._opening[tp] = AIOKafkaProducer(
                 **self._options,
                 transactional_id=self.transactional_id(tp),
                 enable_idempotence=True,
@@ -164,7 +167,7 @@ class KafkaConsumer:
                 partitioner=DefaultPartitioner(),
             )
         tasks = {
-            tp: asyncio.create_task(self._producers[tp].start(), name=f"producer-start-{tp[1]}")
+            tp: asyncio.create_task(self._opening[tp].start(), name=f"producer-start-{tp[1]}")
             for tp in new
         }
         self._starting.update(tasks.values())
@@ -177,19 +180,24 @@ class KafkaConsumer:
             await asyncio.gather(*tasks.values(), return_exceptions=True)
             self._starting.difference_update(tasks.values())
         failed = {tp: task for tp, task in tasks.items() if task.cancelled() or task.exception()}
-        self._started.update(tasks.keys() - failed.keys())
+        for tp in tasks.keys() - failed.keys():
+            self._producers[tp] = self._opening.pop(tp)
         if failed:
-            await self.release(set(failed))
+            await self._close_all([(tp, self._opening.pop(tp)) for tp in failed])
             raise LogUnavailable(f"producers for {sorted(failed)} did not start: {_why(failed)}")
 
     async def release(self, tps: set[TP]) -> None:
         """Flush and close the producers of `tps`; a failure to close is logged, not raised."""
-        leaving = [(tp, self._producers.pop(tp)) for tp in tps if tp in self._producers]
-        self._started.difference_update(tp for tp, _ in leaving)
+        await self._close_all(
+            [(tp, self._producers.pop(tp)) for tp in tps if tp in self._producers]
+        )
+
+    async def _close_all(self, leaving: list[tuple[TP, Any]]) -> None:
+        for tp, producer in leaving:  # on the books as closing before the first await
+            self._closing_producers[id(producer)] = (tp, producer)
         await asyncio.gather(*(self._close(tp, producer) for tp, producer in leaving))
 
     async def _close(self, tp: TP, producer: Any) -> None:
-        self._closing_producers[id(producer)] = (tp, producer)
         try:
             await producer.stop()
         except Exception as exc:  # closed as far as it goes; nothing more to do with it
@@ -245,7 +253,9 @@ class KafkaConsumer:
             await asyncio.shield(self._closing)  # waits for a rebalance listener in progress
         finally:
             await self.release(set(self._producers))
-            # Closes cut short by a cancelled stop() get another go (stop() is idempotent).
+            # Starts cut short above, and closes cut short by a cancelled stop(), get
+            # another go (a producer's stop() is idempotent).
+            await self._close_all([(tp, self._opening.pop(tp)) for tp in list(self._opening)])
             for tp, producer in list(self._closing_producers.values()):
                 await self._close(tp, producer)
             self._forget()
@@ -260,7 +270,7 @@ class KafkaConsumer:
 
     def _forget(self) -> None:
         """Off the log's books once nothing it opened is open any more."""
-        idle = not self._producers and not self._closing_producers
+        idle = not (self._producers or self._opening or self._closing_producers)
         if idle and self._closing is not None and self._closing.done():
             self._books.discard(self)
 
@@ -293,7 +303,7 @@ class KafkaConsumer:
     ) -> None:
         producer = self._producers.get(tp)
         if producer is None:
-            raise LogUnavailable(f"partition {tp} is no longer owned here")
+            raise LogUnavailable(f"partition {tp} is not owned here (revoked, or still starting)")
         try:
             async with producer.transaction():
                 futures = [await send_record(producer, record) for record in outputs]
