@@ -22,6 +22,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 
+from gateway.aio import where_waiting
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.errors import ConfigurationError, LogUnavailable
 from gateway.ingest.service import IngestService
@@ -67,21 +68,6 @@ def all_topics(settings: Settings) -> list[str]:
 
 def compacted_topics(settings: Settings) -> set[str]:
     return {settings.topic_inventory, settings.topic_state}
-
-
-def _waiting_in(task: asyncio.Task[None]) -> list[str]:
-    """Where a task is waiting, innermost last (file:line function), for the log."""
-    frames: list[str] = []
-    awaited: Any = task.get_coro()
-    while awaited is not None and len(frames) < 24:
-        if isinstance(awaited, asyncio.Task):  # awaiting another task: follow it
-            awaited = awaited.get_coro()
-        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
-        if frame is not None:
-            code = frame.f_code
-            frames.append(f"{Path(code.co_filename).name}:{frame.f_lineno} {code.co_name}")
-        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
-    return frames[-8:]
 
 
 def build_log(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Log:
@@ -302,7 +288,7 @@ class Gateway:
             logger.warning(
                 "shutdown grace spent; cancelling",
                 tasks=sorted(task.get_name() for task in running),
-                waiting_in={task.get_name(): _waiting_in(task) for task in running},
+                waiting_in=where_waiting(running),
                 grace_s=self.settings.shutdown_grace_s,
             )
             for task in running:
