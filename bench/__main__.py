@@ -94,8 +94,14 @@ def main(argv: list[str] | None = None) -> int:
         help="an extra setting for the gateways (experiments)",
     )
     run_faults = sub.add_parser("faults", help="fault runs with an independent audit")
-    run_faults.add_argument("--only", action="append", choices=sorted(faults.SCENARIOS))
+    run_faults.add_argument("--only", action="append", choices=faults.NAMES)
     run_faults.add_argument("--quick", action="store_true", help="short runs (development)")
+    run_faults.add_argument(
+        "--churn-seconds",
+        type=float,
+        default=None,
+        help="length of the churn run (default 300, 75 with --quick)",
+    )
     for command in (run_bench, run_faults):
         command.add_argument("--results", type=Path, default=RESULTS)
         command.add_argument("--shared", action="store_true", help="note: machine was shared")
@@ -134,8 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "trace":
         return _trace(args)
     if args.command == "faults":
-        names = args.only or sorted(faults.SCENARIOS)
-        if any(faults.SCENARIOS[n].disk_bytes for n in names) and not can_mount():
+        names = args.only or faults.NAMES
+        disk = any(n in faults.SCENARIOS and faults.SCENARIOS[n].disk_bytes for n in names)
+        if disk and not can_mount():
             # The disk-full run mounts a tmpfs: as root of namespaces of our own.
             argv = in_own_namespaces(["-m", "bench", *(sys.argv[1:] if argv is None else argv)])
             os.execvp(argv[0], argv)
@@ -145,7 +152,15 @@ def main(argv: list[str] | None = None) -> int:
         section: dict[str, Any] = asyncio.run(benchmark.run(_plan(args), out, header_tool(header)))
         key = "benchmark"
     else:
-        section = asyncio.run(faults.run(names, out, header_tool(header), quick=args.quick))
+        section = asyncio.run(
+            faults.run(
+                names,
+                out,
+                header_tool(header),
+                quick=args.quick,
+                churn_seconds=args.churn_seconds,
+            )
+        )
         key = "faults"
     section = {**header, **section, "run_dir": str(out.relative_to(REPO))}
     (out / f"{key}.json").write_text(json.dumps(section, indent=2))

@@ -15,6 +15,11 @@ every accepted callback's event is visible, and audits with an independent reade
 - disk-full: the embedded gateway's data directory is a small tmpfs (bench/disk.py); the
   harness fills it, the gateway answers 503 and its processor waits, then the harness
   deletes the filler and everything resumes without a restart.
+- churn: three replicas through a rolling restart, a SIGKILL, a scale-up and a
+  scale-down (bench/churn.py).
+
+Every audit also checks each entity's order: a callback sent after another of its
+entity's was answered must come after it in the raw and typed topics.
 """
 
 from __future__ import annotations
@@ -31,12 +36,20 @@ from typing import Any
 import httpx
 
 from bench import vegeta
-from bench.audit import ENRICHED_TYPES, STATUS_TYPES, audit, enrichment_mix, status_events
+from bench.audit import (
+    ENRICHED_TYPES,
+    audit,
+    enrichment_mix,
+    followed_up,
+    sent_timing,
+    status_events,
+)
+from bench.churn import QUICK_SECONDS, ChurnPlan, run_churn
 from bench.disk import Disk, tmpfs
 from bench.services import Gateway, GatewayConfig, simulator
 from bench.stats import per_second
 from bench.targets import fetch_callbacks, payload_bytes, write_targets
-from bench.topics import KafkaReader, Reader, SeenDeliveries, SqliteReader, Watching
+from bench.topics import KafkaReader, Quiet, Reader, SeenDeliveries, SqliteReader, Watching
 from tools.kafka_broker import Broker, start_broker
 
 OC_LATENCY_MS = 50.0
@@ -156,6 +169,7 @@ def scenarios(quick: bool = False) -> dict[str, Scenario]:
 
 
 SCENARIOS = scenarios()
+NAMES = sorted([*SCENARIOS, "churn"])  # churn runs several replicas: bench/churn.py
 
 
 async def _act(run: Run, actions: tuple[tuple[float, Action], ...]) -> None:
@@ -227,6 +241,7 @@ async def run_scenario(
             write_targets, targets, f"{gateway.url}/webhooks/oc/outbound", callbacks
         )
         delivery = {c.message_id: c.delivery_id for c in callbacks}
+        keys = {c.delivery_id: c.entity_key for c in callbacks}
         bodies = {c.delivery_id: c.body for c in callbacks}
         env = config.env(0, 0)
         raw, outbound = env["GATEWAY_TOPIC_RAW"], env["GATEWAY_TOPIC_OUTBOUND"]
@@ -250,14 +265,15 @@ async def run_scenario(
             accepted = {delivery[m]: at for m, at in result.accepted().items()}
             progress = SeenDeliveries(reader.records, bodies)
             settled = await watching.wait_for(
-                lambda: progress.covers(accepted) and _followed_up(reader.records),
+                lambda: progress.covers(accepted) and followed_up(reader.records),
                 scenario.settle_timeout_s,
             )
             settled_at = time.time()
             # Then read on until nothing new arrives for 3 s, so late duplicates show.
-            await watching.wait_for(_Quiet(reader.records, 3.0), 60.0)
+            await watching.wait_for(Quiet(reader.records, 3.0), 60.0)
         seen = {d: r.at for d, r in status_events(reader.records).items()}
-        checked = audit(accepted, bodies, reader.records, raw)
+        timing = sent_timing(result.answers, delivery, keys)
+        checked = audit(accepted, bodies, reader.records, raw, timing)
         origin = state.started
         return {
             "log": scenario.log,
@@ -302,47 +318,33 @@ def _follow_ups_done(run: Run, records: list[Any]) -> dict[str, float]:
     return {"follow_ups_done": round(max(enriched) - back, 2)}
 
 
-def _followed_up(records: list[Any]) -> bool:
-    owed = {
-        r.event_id
-        for r in records
-        if r.ce_type in STATUS_TYPES and r.enrichment in ("partial", "unavailable")
-    }
-    done = {r.enriches for r in records if r.ce_type in ENRICHED_TYPES}
-    return owed <= done
-
-
-class _Quiet:
-    """True once `records` stopped growing for `seconds`."""
-
-    def __init__(self, records: list[Any], seconds: float) -> None:
-        self._records = records
-        self._seconds = seconds
-        self._count = len(records)
-        self._since = time.monotonic()
-
-    def __call__(self) -> bool:
-        if len(self._records) != self._count:
-            self._count, self._since = len(self._records), time.monotonic()
-        return time.monotonic() - self._since >= self._seconds
-
-
 async def run(
     names: list[str],
     out: Path,
     vegeta_path: Path,
     *,
     quick: bool = False,
+    churn_seconds: float | None = None,
     broker: Broker | None = None,
 ) -> dict[str, Any]:
+    """`churn_seconds` sets the churn run's length (its steps keep their fractions);
+    `quick` shortens every run."""
     chosen = scenarios(quick)
-    own = broker is None and any(chosen[name].log == "kafka" for name in names)
+    plan = ChurnPlan()
+    if churn_seconds is not None or quick:
+        plan = plan.shortened(churn_seconds or QUICK_SECONDS)
+    on_kafka = any(name == "churn" or chosen[name].log == "kafka" for name in names)
+    own = broker is None and on_kafka
     if own:
         broker = await asyncio.to_thread(start_broker, out / "kafka")
     try:
         results = {}
         for name in names:
-            results[name] = await run_scenario(chosen[name], out, vegeta_path, broker)
+            if name == "churn":
+                assert broker is not None
+                results[name] = await run_churn(plan, out, vegeta_path, broker)
+            else:
+                results[name] = await run_scenario(chosen[name], out, vegeta_path, broker)
         return {"scenarios": results, "quick": quick}
     finally:
         if own and broker is not None:

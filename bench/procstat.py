@@ -1,4 +1,4 @@
-"""CPU time and memory of a process from /proc (psutil is not a dependency)."""
+"""CPU time, memory and open files of a process from /proc (psutil is not a dependency)."""
 
 from __future__ import annotations
 
@@ -46,6 +46,11 @@ def family(pid: int) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def open_fds(pid: int) -> int:
+    """File descriptors the process has open (sockets included)."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 def total(pids: list[int]) -> ProcSample:

@@ -337,6 +337,7 @@ def _faults_md(f: dict[str, Any]) -> list[str]:
         "duplicates (typed)",
         "raw duplicates",
         "not enriched / followed up",
+        "out of order (typed / raw)",
         "recovery",
     ]
     rows = []
@@ -356,13 +357,83 @@ def _faults_md(f: dict[str, Any]) -> list[str]:
                 str(a["duplicates"]),
                 str(a["duplicates_raw"]),
                 f"{_fmt(a['not_enriched'])} / {_fmt(a['follow_ups'])}",
+                _order(a),
                 recovery or "-",
             ]
         )
     lines += _table(header, rows)
+    for name, run in f["scenarios"].items():
+        if "replicas" in run:
+            lines += _replicas_md(name, run)
     for name in f["scenarios"]:
         lines += [f"![{name}: throughput over time](fault-{name}.png)", ""]
     return lines
+
+
+def _order(a: dict[str, Any]) -> str:
+    if "order_checked" not in a:
+        return "-"  # a run from before the order check
+    return (
+        f"{a['order_violations']} / {a['order_violations_raw']} "
+        f"of {_fmt(a['order_checked'])} checked"
+    )
+
+
+def _trend(figures: dict[str, Any], unit: str) -> str:
+    if figures["first"] is None:
+        return "-"
+    per_min = figures["slope_per_min"]
+    slope_text = "" if per_min is None else f" ({per_min:+.2f}{unit}/min)"
+    return f"{_fmt(figures['first'])} → {_fmt(figures['last'])}{slope_text}"
+
+
+def _replicas_md(name: str, run: dict[str, Any]) -> list[str]:
+    plan = run["plan"]
+    lines = [
+        f"### {name}: the replicas",
+        "",
+        f"{plan['replicas']} replicas at {run['rate']} callbacks/s for "
+        f"{run['duration_s']:.0f} s through a round-robin balancer (one connection per "
+        f"callback): a rolling restart at {plan['rolling_restart_at']:.0%} of the run (a new "
+        f"replica ready, then an old one SIGTERMed), a SIGKILL at {plan['sigkill_at']:.0%} "
+        f"(restarted in place), a scale-up at {plan['scale_up_at']:.0%} and a scale-down to "
+        f"{plan['replicas'] - 1} at {plan['scale_down_at']:.0%}. RSS and open file "
+        "descriptors sampled every second from /proc; producers and partitions from each "
+        "replica's /metrics (last sample).",
+        "",
+    ]
+    header = [
+        "replica",
+        "lived (s)",
+        "end",
+        "exit",
+        "connections",
+        "RSS MB first → last (slope)",
+        "open fds first → last (slope)",
+        "producers / partitions",
+        "Unclosed",
+        "ERROR lines",
+    ]
+    connections = run.get("balancer", {}).get("connections", {})
+    rows = []
+    for r in run["replicas"]:
+        ended = r["ended_s"] if r["ended_s"] is not None else run["duration_s"]
+        restarts = f", restarted {r['restarts']}x" if r["restarts"] else ""
+        rows.append(
+            [
+                r["name"],
+                f"{_fmt(r['started_s'])} to {_fmt(ended)}",
+                r["end"] + restarts,
+                _fmt(r["exit_code"]),
+                _fmt(connections.get(r["name"])),
+                _trend(r["rss_mb"], ""),
+                _trend(r["fds"], ""),
+                f"{_fmt(r['producers_last'], 0)} / {_fmt(r['partitions_last'], 0)}",
+                str(r["unclosed"]),
+                str(r["error_lines"]),
+            ]
+        )
+    return [*lines, *_table(header, rows)]
 
 
 def summary(results: dict[str, Any]) -> str:
@@ -467,7 +538,10 @@ def plot_latency(section: dict[str, Any], path: Path) -> None:
 
 
 def plot_fault(name: str, run: dict[str, Any], path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(11, 3.6))
+    replicas = run.get("replicas", [])
+    rows = 3 if replicas else 1
+    fig, axes = plt.subplots(rows, 1, figsize=(11, 3.6 * rows), sharex=True, squeeze=False)
+    ax = axes[0][0]
     series = run["per_second"]
     ax.plot(series["accepted"], label="answered 200 per second")
     ax.plot(series["published"], label="status events visible per second")
@@ -479,10 +553,18 @@ def plot_fault(name: str, run: dict[str, Any], path: Path) -> None:
         ax.axvline(at, color="grey", linestyle="--", linewidth=0.8)
         ax.text(at, ax.get_ylim()[1] * 0.95, f" {label}", fontsize=7, va="top")
     ax.set_title(f"{name} ({run['log']} log, {run['rate']} callbacks/s offered)")
-    ax.set_xlabel("seconds since the load started")
     ax.set_ylabel("per second")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(True, alpha=0.3)
+    panels = (("fds", "open fds"), ("rss_mb", "RSS (MB)")) if replicas else ()
+    for row, (key, label) in enumerate(panels, 1):
+        panel = axes[row][0]
+        for replica in replicas:
+            panel.plot(replica["series"]["t"], replica["series"][key], label=replica["name"])
+        panel.set_ylabel(f"{label} per replica")
+        panel.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        panel.grid(True, alpha=0.3)
+    axes[-1][0].set_xlabel("seconds since the load started")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -504,6 +586,12 @@ def failures(section: dict[str, Any], key: str) -> list[str]:
                 problems.append(f"{name}: missing {a['missing']}, duplicates {a['duplicates']}")
             if a["follow_ups_missing"]:
                 problems.append(f"{name}: {a['follow_ups_missing']} follow-ups never came")
+            if a.get("order_violations") or a.get("order_violations_raw"):
+                problems.append(
+                    f"{name}: {a['order_violations']} events and {a['order_violations_raw']} "
+                    "raw records out of their entity's order"
+                )
+            problems += _replica_problems(name, run.get("replicas", []))
     else:
         for name, mode in section["modes"].items():
             for s in [*mode["rates"], mode["saturation"], *mode.get("overload_steps", [])]:
@@ -511,4 +599,21 @@ def failures(section: dict[str, Any], key: str) -> list[str]:
                     problems.append(
                         f"{name} {s['name']}: missing {s['missing']}, duplicates {s['duplicates']}"
                     )
+    return problems
+
+
+def _replica_problems(name: str, replicas: list[dict[str, Any]]) -> list[str]:
+    """Leaks and unclean exits of a churn run's replicas."""
+    problems = []
+    for r in replicas:
+        if r["unclosed"]:
+            problems.append(f"{name}: {r['name']} logged {r['unclosed']} Unclosed warnings")
+        if r["exit_code"] != 0:  # every replica ends with SIGTERM (a SIGKILLed one restarts)
+            problems.append(f"{name}: {r['name']} exited {r['exit_code']} after SIGTERM")
+        at_end = r["end"] == "end of run"
+        if at_end and r["producers_last"] != r["partitions_last"]:
+            problems.append(
+                f"{name}: {r['name']} held {r['producers_last']} producers for "
+                f"{r['partitions_last']} partitions"
+            )
     return problems

@@ -50,3 +50,15 @@ def per_second(times: Iterable[float], origin: float) -> list[int]:
     if not counted:
         return []
     return [counted.get(second, 0) for second in range(max(counted) + 1)]
+
+
+def slope(points: Sequence[tuple[float, float]]) -> float | None:
+    """Least-squares slope of `(x, y)` points (None for fewer than two distinct x)."""
+    if len(points) < 2:
+        return None
+    mean_x = sum(x for x, _ in points) / len(points)
+    mean_y = sum(y for _, y in points) / len(points)
+    spread = sum((x - mean_x) ** 2 for x, _ in points)
+    if spread == 0:
+        return None
+    return sum((x - mean_x) * (y - mean_y) for x, y in points) / spread

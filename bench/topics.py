@@ -225,3 +225,18 @@ class Watching:
                 return False
             await asyncio.sleep(0.1)
         return True
+
+
+class Quiet:
+    """True once `records` stopped growing for `seconds` (late duplicates would show)."""
+
+    def __init__(self, records: list[Seen], seconds: float) -> None:
+        self._records = records
+        self._seconds = seconds
+        self._count = len(records)
+        self._since = time.monotonic()
+
+    def __call__(self) -> bool:
+        if len(self._records) != self._count:
+            self._count, self._since = len(self._records), time.monotonic()
+        return time.monotonic() - self._since >= self._seconds

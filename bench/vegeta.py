@@ -27,6 +27,7 @@ class Attack:
     duration_s: float
     workers: int = 64  # with rate=0: concurrent requests; else the initial pool
     timeout_s: float = 30.0
+    keepalive: bool = True  # False: one connection per request (spread by a balancer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +124,8 @@ def command(vegeta: Path, attack: Attack, targets: Path, output: Path) -> list[s
         "-http2=false",
         f"-rate={attack.rate}/s",
     ]
+    if not attack.keepalive:
+        argv.append("-keepalive=false")
     if attack.rate == 0:
         argv += [f"-workers={attack.workers}", f"-max-workers={attack.workers}"]
     else:

@@ -22,6 +22,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 
+from gateway.aio import where_waiting
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.errors import ConfigurationError, LogUnavailable
 from gateway.ingest.service import IngestService
@@ -49,6 +50,8 @@ from gateway.workers import WorkerPool
 logger = get_logger("gateway")
 
 _METRICS_INTERVAL_S = 5.0
+_MIN_STOP_S = 1.0  # the processor's last commit, even when the request drain took the grace
+_UNWIND_S = 5.0  # for cancelled tasks to close what they hold
 
 
 def all_topics(settings: Settings) -> list[str]:
@@ -153,6 +156,7 @@ class Gateway:
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
     _lock: _DataDirLock | None = field(init=False, default=None)
     _ready_cache: tuple[float, bool] = field(init=False, default=(-math.inf, False))
+    _shutdown_deadline: float | None = field(init=False, default=None)  # clock.monotonic()
 
     def __post_init__(self) -> None:
         self.log = build_log(self.settings, self.clock)
@@ -180,6 +184,9 @@ class Gateway:
         if isinstance(self.log, SpoolingLog):
             self.log.on_spooled = self.metrics.spooled.inc
             self.log.on_retry = self.metrics.retries.labels("spool_drain").inc
+            kafka = self.log.kafka
+            self.metrics.processor_partitions.set_function(lambda: len(kafka.holdings().partitions))
+            self.metrics.processor_producers.set_function(lambda: len(kafka.holdings().producers))
         local = local_logs(self.log)
         for label, sqlite_log in local.items():
             self._watch(label, sqlite_log)
@@ -240,9 +247,16 @@ class Gateway:
             return KafkaLease(self.log.kafka, self.settings, group, self.settings.topic_lease)
         return SoleLease()  # one embedded gateway per data directory
 
-    async def stop(self) -> None:
+    def begin_shutdown(self) -> None:
+        """Readiness turns false now; `stop()` finishes within the shutdown grace counted
+        from the first call (SIGTERM), whatever the request drain took of it."""
         self.shutting_down = True
         self.metrics.ready.set(0)
+        if self._shutdown_deadline is None:
+            self._shutdown_deadline = self.clock.monotonic() + self.settings.shutdown_grace_s
+
+    async def stop(self) -> None:
+        self.begin_shutdown()
         if self.processor is not None:
             await self.processor.stop()
         if self.reconciler is not None:
@@ -250,9 +264,8 @@ class Gateway:
         for task in self._tasks:
             if task.get_name() not in ("processor", "reconciler"):
                 task.cancel()
-        async with asyncio.timeout(self.settings.shutdown_grace_s):
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.log.close()
+        await self._finish_tasks()
+        await self.log.close()  # closes what a cancelled task left open
         if self.oc_client is not None:
             await self.oc_client.close()
         if self._lock is not None:
@@ -260,6 +273,28 @@ class Gateway:
         if self.tracing is not None:
             self.tracing.shutdown()
         logger.info("gateway stopped")
+
+    async def _finish_tasks(self) -> None:
+        """Wait for the tasks until the shutdown deadline (at least a second), then cancel
+        what is still running and give it a few seconds to unwind."""
+        assert self._shutdown_deadline is not None
+        if not self._tasks:
+            return
+        wait_s = max(self._shutdown_deadline - self.clock.monotonic(), _MIN_STOP_S)
+        _, running = await asyncio.wait(self._tasks, timeout=wait_s)  # cancels nothing
+        if running:
+            logger.warning(
+                "shutdown grace spent; cancelling",
+                tasks=sorted(task.get_name() for task in running),
+                waiting_in=where_waiting(running),
+                grace_s=self.settings.shutdown_grace_s,
+            )
+            for task in running:
+                task.cancel()
+            await asyncio.wait(running, timeout=_UNWIND_S)
+        for task in self._tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                logger.error("task failed", task=task.get_name(), error=repr(task.exception()))
 
     async def ready(self) -> bool:
         """Accepting callbacks: not shutting down and the log takes writes (cached 1 s)."""

@@ -114,7 +114,7 @@ async def serve_primary(settings: Settings) -> int:
 
     def on_signal(signum: int) -> None:
         logger.info("shutting down", signal=signal.Signals(signum).name)
-        gateway.shutting_down = True
+        gateway.begin_shutdown()  # readiness false now, the grace counted from now
         stop.set()
 
     loop = asyncio.get_running_loop()
@@ -177,7 +177,7 @@ def _on_signals(gateway: Gateway, web: uvicorn.Server) -> None:
 
     def on_signal(signum: int) -> None:
         logger.info("shutting down", signal=signal.Signals(signum).name)
-        gateway.shutting_down = True
+        gateway.begin_shutdown()
         if web.should_exit:
             web.force_exit = True
         web.should_exit = True

@@ -52,8 +52,9 @@ class Settings(BaseSettings):
     )
     shutdown_grace_s: float = Field(
         20.0,
-        description="Seconds SIGTERM waits for in-flight requests, the processor's batch "
-        "and the producer flush before the process exits.",
+        description="Seconds from SIGTERM for in-flight requests, the processor's batch "
+        "and the producer flush; work still running then is cancelled and closed within "
+        "5 s more.",
     )
 
     # --- storage ------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -78,3 +80,36 @@ class GatewayProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+
+def kafka_env(data_dir: Path, bootstrap: str, topics: Mapping[str, str]) -> dict[str, str]:
+    """A gateway on Kafka with its own data directory, `topics` (tests.conftest.unique_topics)
+    and path token `test-token`."""
+    return {
+        **{f"GATEWAY_{name.upper()}": value for name, value in topics.items()},
+        "GATEWAY_DATA_DIR": str(data_dir),
+        "GATEWAY_PATH_TOKENS": "test-token",
+        "GATEWAY_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "GATEWAY_KAFKA_PARTITIONS": "6",
+    }
+
+
+def log_lines(path: Path) -> list[dict[str, Any]]:
+    """The JSON lines of a gateway's output; anything else (a traceback, a warning printed
+    by Python) is kept as an `error` line so that it counts against the run."""
+    lines = []
+    for text in path.read_text(errors="replace").splitlines():
+        try:
+            lines.append(json.loads(text))
+        except ValueError:
+            lines.append({"level": "error", "event": text})
+    return lines
+
+
+def trouble(path: Path) -> list[str]:
+    """ERROR lines and anything unclosed: what an operator should never see here."""
+    return [
+        line["event"][:300]
+        for line in log_lines(path)
+        if line.get("level") in ("error", "critical") or "Unclosed" in str(line.get("event"))
+    ]

@@ -5,6 +5,12 @@ Our own lines (one per callback, so on the hot path) go from structlog straight 
 a level-filtering bound logger and a JSON renderer, with no stdlib `LogRecord`, handler
 or formatter in between. The lines look exactly as the stdlib ones do.
 
+aiokafka logs some passing broker states at ERROR although it retries them itself (the
+group coordinator not yet available while a new cluster creates its offsets topic, a
+leader election, a broker restarting). `KAFKA_TRANSIENT_STATES` names them; their lines
+go out at WARNING or INFO with a `transient` field that says what happens next, so ERROR
+keeps meaning that an operator must act. Every other aiokafka line keeps its level.
+
 Never log bodies, headers or OC payloads: they carry consignees' personal data. Log ids
 (delivery id, entity key, event id), outcomes and durations only.
 """
@@ -13,6 +19,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii
 from typing import Any, TextIO
@@ -43,8 +51,172 @@ class NamedWriterFactory:
         return _NamedWriter(self._file, str(args[0]) if args else "")
 
 
-def configure_logging(level: str = "info") -> None:
-    """Send every log line to stdout as one JSON object."""
+@dataclass(frozen=True, slots=True)
+class KafkaState:
+    """A line aiokafka logs about a broker state it retries by itself."""
+
+    logger: str  # aiokafka's logger
+    message: str  # the line's format string, exactly as aiokafka writes it
+    errors: frozenset[str]  # error class names among its arguments that make it passing
+    level: int  # the level it is written at instead
+    transient: str  # what is going on and what happens next
+
+
+_CONNECTION = frozenset(
+    {"KafkaConnectionError", "NodeNotReadyError", "RequestTimedOutError", "KafkaTimeoutError"}
+)
+_LEADERSHIP = frozenset(
+    {"NotLeaderForPartitionError", "LeaderNotAvailableError", "UnknownTopicOrPartitionError"}
+)
+_COORDINATOR = frozenset(
+    {"GroupCoordinatorNotAvailableError", "GroupLoadInProgressError", "NotCoordinatorForGroupError"}
+)
+_GROUP = "aiokafka.consumer.group_coordinator"
+_FETCHER = "aiokafka.consumer.fetcher"
+_CLIENT = "aiokafka.client"
+_ANY: frozenset[str] = frozenset()  # the line is passing whatever the error
+
+KAFKA_TRANSIENT_STATES: tuple[KafkaState, ...] = (
+    KafkaState(
+        _GROUP,
+        "Group Coordinator Request failed: %s",
+        frozenset({"GroupCoordinatorNotAvailableError", "GroupLoadInProgressError"}),
+        logging.INFO,
+        "the group coordinator is starting (on a new cluster, the offsets topic is being "
+        "created); the consumer asks again and joins once it answers",
+    ),
+    KafkaState(
+        _GROUP,
+        "Group Coordinator Request failed: %s",
+        frozenset({"NotCoordinatorForGroupError"}) | _CONNECTION,
+        logging.WARNING,
+        "the group coordinator moved or is unreachable; the consumer looks it up again",
+    ),
+    KafkaState(
+        _GROUP,
+        "Error sending %s to node %s [%s] -- marking coordinator dead",
+        _CONNECTION | _COORDINATOR,
+        logging.WARNING,
+        "the group coordinator is unreachable or moved; the consumer finds it again and "
+        "rejoins, its partitions wait meanwhile",
+    ),
+    KafkaState(
+        _GROUP,
+        "Heartbeat send request failed: %s. Will retry.",
+        _CONNECTION | _COORDINATOR,
+        logging.WARNING,
+        "a heartbeat did not get through; the consumer retries and finds the coordinator again",
+    ),
+    KafkaState(
+        _GROUP,
+        "Heartbeat session expired - marking coordinator dead",
+        _ANY,
+        logging.WARNING,
+        "no heartbeat got through for a session timeout; the consumer finds the coordinator "
+        "again and rejoins, and the group reassigns the partitions",
+    ),
+    KafkaState(
+        _GROUP,
+        "LeaveGroup request failed: %s",
+        _CONNECTION | _COORDINATOR,
+        logging.WARNING,
+        "the group notices this member left after the session timeout instead of at once",
+    ),
+    KafkaState(
+        _FETCHER,
+        "Failed fetch offsets from %s: %s",
+        _LEADERSHIP | _CONNECTION,
+        logging.WARNING,
+        "a partition's leader is being elected (or its topic was just created); the "
+        "consumer refreshes metadata and asks again",
+    ),
+    KafkaState(
+        _FETCHER,
+        "Failed fetch messages from %s: %s",
+        _LEADERSHIP | _CONNECTION,
+        logging.WARNING,
+        "a partition's leader is being elected or unreachable; the consumer refreshes "
+        "metadata and fetches again",
+    ),
+    KafkaState(
+        "aiokafka.producer.sender",
+        "Got error produce response on topic-partition %s, retrying. Error: %s",
+        _LEADERSHIP
+        | {"RequestTimedOutError", "NotEnoughReplicasError", "NotEnoughReplicasAfterAppendError"},
+        logging.WARNING,
+        "the broker cannot take the write yet (replicas catching up, a leader election, a "
+        "transaction being verified); the producer retries, and the append or commit waits "
+        "for it (ingest spools after GATEWAY_KAFKA_APPEND_TIMEOUT_S)",
+    ),
+    KafkaState(
+        _CLIENT,
+        'Unable connect to "%s:%s": %s',
+        _ANY,
+        logging.WARNING,
+        "a bootstrap server is unreachable; the client tries the others and again later, "
+        "and ingest spools meanwhile",
+    ),
+    KafkaState(
+        _CLIENT,
+        "Unable connect to node with id %s: %s",
+        _ANY,
+        logging.WARNING,
+        "a broker is unreachable; the client refreshes metadata and reconnects, and ingest "
+        "spools meanwhile",
+    ),
+    KafkaState(
+        _CLIENT,
+        "Unable to update metadata from %s",
+        _ANY,
+        logging.WARNING,
+        "no broker answered a metadata request; the client tries again",
+    ),
+)
+
+
+def _error_names(args: Sequence[object]) -> set[str]:
+    """Class names of the errors among a log line's arguments (instances or classes)."""
+    names = set()
+    for arg in args:
+        if isinstance(arg, BaseException):
+            names.add(type(arg).__name__)
+        elif isinstance(arg, type) and issubclass(arg, BaseException):
+            names.add(arg.__name__)
+    return names
+
+
+def kafka_state(logger: str, message: str, args: Sequence[object]) -> KafkaState | None:
+    """The transient state an aiokafka line reports, or None (the line keeps its level)."""
+    errors = _error_names(args)
+    for state in KAFKA_TRANSIENT_STATES:
+        same_line = state.logger == logger and state.message == message
+        if same_line and (not state.errors or state.errors & errors):
+            return state
+    return None
+
+
+class _KafkaStates(logging.Filter):
+    """Writes aiokafka's lines about transient states at their level from the table."""
+
+    def __init__(self, threshold: int) -> None:
+        super().__init__()
+        self._threshold = threshold
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("aiokafka"):
+            return True
+        args = record.args if isinstance(record.args, tuple) else ()
+        state = kafka_state(record.name, str(record.msg), args)
+        if state is None:
+            return True
+        record.levelno, record.levelname = state.level, logging.getLevelName(state.level)
+        record.transient = state.transient
+        return record.levelno >= self._threshold
+
+
+def configure_logging(level: str = "info", stream: TextIO | None = None) -> None:
+    """Send every log line to `stream` (stdout) as one JSON object."""
+    out = stream or sys.stdout
     numeric = logging.getLevelName(level.upper())
     structlog.configure(
         processors=[
@@ -52,14 +224,14 @@ def configure_logging(level: str = "info") -> None:
             structlog.processors.format_exc_info,
             structlog.processors.JSONRenderer(),
         ],
-        logger_factory=NamedWriterFactory(sys.stdout),
+        logger_factory=NamedWriterFactory(out),
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(out)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=_SHARED,
+            foreign_pre_chain=[*_SHARED, structlog.stdlib.ExtraAdder(allow=("transient",))],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
@@ -67,6 +239,7 @@ def configure_logging(level: str = "info") -> None:
             ],
         )
     )
+    handler.addFilter(_KafkaStates(numeric))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

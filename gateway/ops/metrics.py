@@ -218,6 +218,19 @@ class Metrics:
             ["topic", "partition"],
             registry=r,
         )
+        self.processor_partitions = self._track(
+            Gauge,
+            "gateway_processor_partitions",
+            "Raw-log partitions the group assigned to this process's processor (Kafka log).",
+            registry=r,
+        )
+        self.processor_producers = self._track(
+            Gauge,
+            "gateway_processor_producers",
+            "Transactional producers this process's processor holds open: one per assigned "
+            "partition once a rebalance is done; more means a leak (Kafka log).",
+            registry=r,
+        )
         self.events_published = self._track(
             Counter,
             "gateway_events_published_total",

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench import benchmark, faults, report
+from bench.churn import ChurnPlan, run_churn
 from tools.kafka_broker import Broker
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -92,6 +93,31 @@ async def test_fault_run_smoke(tmp_path: Path, vegeta: Path, kafka_broker: Broke
     assert {"gateway killed", "gateway ready"} <= set(run["marks"])
     assert sum(run["per_second"]["accepted"]) == audit["accepted"]
     assert (tmp_path / "results" / "fault-gateway-sigkill.png").stat().st_size > 0
+    assert report.failures(section, "faults") == []
+
+
+async def test_churn_run_smoke(tmp_path: Path, vegeta: Path, kafka_broker: Broker) -> None:
+    plan = ChurnPlan(rate=50, seconds=40.0, replicas=2, settle_timeout_s=120.0)
+    run = await run_churn(plan, tmp_path / "run", vegeta, kafka_broker)
+    section = {**_header(), "scenarios": {"churn": run}, "quick": True}
+    report.update(tmp_path / "results", "faults", section)
+
+    audit = run["audit"]
+    assert audit["accepted"] > 0
+    assert audit["present"] + audit["reconciled"] == audit["accepted"]
+    assert audit["order_checked"] > 0
+    assert run["settled"] is True
+    # Two first replicas, two from the rolling restart, one from the scale-up.
+    assert [r["name"] for r in run["replicas"]] == ["r1", "r2", "r3", "r4", "r5"]
+    assert sum(r["restarts"] for r in run["replicas"]) == 1  # the SIGKILLed one
+    assert len(run["final_replicas"]) == 1
+    for replica in run["replicas"]:
+        assert replica["samples"] > 0
+        assert replica["fds"]["last"] is not None
+    assert sum(run["balancer"]["connections"].values()) >= audit["accepted"]
+    assert {"rolling restart", "restart done", "scaled to 3", "scaled to 1"} <= set(run["marks"])
+    assert (tmp_path / "results" / "fault-churn.png").stat().st_size > 0
+    assert "### churn: the replicas" in (tmp_path / "results" / "summary.md").read_text()
     assert report.failures(section, "faults") == []
 
 

@@ -77,6 +77,8 @@ GAUGES = frozenset(
         "gateway_spool_depth_records",
         "gateway_spool_oldest_age_seconds",
         "gateway_processor_lag_records",
+        "gateway_processor_partitions",
+        "gateway_processor_producers",
         "gateway_oc_breaker_state",
         "gateway_ready",
         "gateway_insecure_mode",

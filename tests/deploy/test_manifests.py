@@ -225,6 +225,12 @@ def test_processor_split_runs_two_deployments(rendered: Rendered) -> None:
     assert scraped == [FULLNAME, f"{FULLNAME}-processor"]
     for svc in of_kind(manifests, "Service"):
         assert wanted <= svc["metadata"]["labels"].items()
+    # Node drains take at most one pod of each Deployment at a time.
+    budgets = {b["metadata"]["name"]: b["spec"] for b in of_kind(manifests, "PodDisruptionBudget")}
+    assert budgets == {
+        FULLNAME: {"maxUnavailable": 1, "selector": gateway["spec"]["selector"]},
+        f"{FULLNAME}-processor": {"maxUnavailable": 1, "selector": processor["spec"]["selector"]},
+    }
 
 
 # --- every case ----------------------------------------------------------------------------

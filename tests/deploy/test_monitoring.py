@@ -300,6 +300,27 @@ ALERT_CASES: list[tuple[str, list[dict[str, str]], str, list[dict[str, str]]]] =
         [],
     ),
     (
+        "OCGatewayProducersLeaked",
+        [
+            _series("gateway_processor_producers", "6x30", pod="a"),
+            _series("gateway_processor_partitions", "3x30", pod="a"),
+            _series("gateway_processor_producers", "3x30", pod="b"),
+            _series("gateway_processor_partitions", "3x30", pod="b"),
+        ],
+        "20m",
+        [{"namespace": NAMESPACE, "pod": "a"}],
+    ),
+    # A rebalance: the old producers are closed within minutes (here two samples).
+    (
+        "OCGatewayProducersLeaked",
+        [
+            _series("gateway_processor_producers", "6 6 3x28", pod="a"),
+            _series("gateway_processor_partitions", "3x30", pod="a"),
+        ],
+        "20m",
+        [],
+    ),
+    (
         "OCGatewayVerificationFailures",
         [_series("gateway_verification_failures_total", "0+60x30", pod="a", method="oc_signature")],
         "20m",
@@ -448,6 +469,16 @@ def test_dashboard_is_an_importable_grafana_dashboard(dashboard: dict[str, Any])
         assert panel["targets"], panel["title"]
         ref_ids = [t["refId"] for t in panel["targets"]]
         assert len(ref_ids) == len(set(ref_ids))
+
+
+def test_dashboard_panels_do_not_overlap(dashboard: dict[str, Any]) -> None:
+    taken: dict[tuple[int, int], str] = {}
+    for panel in dashboard["panels"]:
+        grid = panel["gridPos"]
+        for x in range(grid["x"], grid["x"] + grid["w"]):
+            for y in range(grid["y"], grid["y"] + grid["h"]):
+                assert (x, y) not in taken, f"{panel['title']} overlaps {taken[(x, y)]}"
+                taken[(x, y)] = panel["title"]
 
 
 def test_dashboard_shows_every_documented_metric_and_nothing_else(

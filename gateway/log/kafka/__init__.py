@@ -6,8 +6,15 @@ objects are `Any` here and never leave the package.
 """
 
 from gateway.log.kafka.common import client_options
-from gateway.log.kafka.consumer import KafkaConsumer
+from gateway.log.kafka.consumer import Holdings, KafkaConsumer
 from gateway.log.kafka.lease import KafkaLease
 from gateway.log.kafka.log import KafkaLog, check_partitions
 
-__all__ = ["KafkaConsumer", "KafkaLease", "KafkaLog", "check_partitions", "client_options"]
+__all__ = [
+    "Holdings",
+    "KafkaConsumer",
+    "KafkaLease",
+    "KafkaLog",
+    "check_partitions",
+    "client_options",
+]

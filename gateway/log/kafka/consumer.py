@@ -1,10 +1,18 @@
-"""A consumer-group member whose commits are Kafka transactions, one per owned partition."""
+"""A consumer-group member whose commits are Kafka transactions, one per owned partition.
+
+Ownership: the `KafkaConsumer` owns its aiokafka consumer and one transactional producer
+per assigned partition. A producer is on its books from the moment it is built (before
+it connects) until its `stop()` returned; a revoked partition's producer is flushed and
+closed before the next assignment is taken; `stop()` closes everything, also when a
+rebalance is in progress. The `KafkaLog` that built a consumer keeps it on its books until
+then, counts what it holds (`Holdings`) and closes whatever an owner left open.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -16,11 +24,36 @@ from gateway.log.base import AssignmentListener, LogRecord, Record
 from gateway.log.base import TopicPartition as TP
 from gateway.log.kafka.common import send_record, to_log_record
 from gateway.log.kafka.partitioner import DefaultPartitioner
+from gateway.ops.logs import get_logger
 from gateway.settings import Settings
+
+logger = get_logger("gateway.log.kafka")
+
+_SESSION_TIMEOUT_MS = 10_000
+# aiokafka sends no heartbeat while the assignment callback runs, so the group evicts a
+# member whose producers take longer than the session timeout to start: give up before.
+_ACQUIRE_TIMEOUT_S = 0.8 * _SESSION_TIMEOUT_MS / 1000
+# A producer's start is only cancelled when it hangs: aiokafka leaks its bootstrap
+# connection when the start is cancelled while it asks for the first metadata.
+_STOP_WAITS_FOR_STARTS_S = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class Holdings:
+    """What a log's consumers hold open right now."""
+
+    consumers: int  # started and not yet closed
+    partitions: tuple[TP, ...]  # assigned to them by the group (aiokafka's view)
+    producers: tuple[TP, ...]  # the partition of each open transactional producer
+    starting: tuple[TP, ...]  # those of them still starting (fencing the previous owner)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Keeps one transactional producer per owned partition in step with ownership."""
+    """Keeps one transactional producer per owned partition in step with ownership.
+
+    Never raises: aiokafka would only log the error and carry on. A failure marks the
+    consumer broken instead, so its next fetch fails and its owner rebuilds it.
+    """
 
     def __init__(self, owner: KafkaConsumer, listener: AssignmentListener | None) -> None:
         self._owner = owner
@@ -28,9 +61,13 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         tps = {(tp.topic, tp.partition) for tp in revoked}
-        if self._listener is not None:
-            await self._listener.on_revoked(tps)  # waits for the batch in flight
-        await self._owner.release(tps)
+        try:
+            if self._listener is not None:
+                await self._listener.on_revoked(tps)  # waits for the batch in flight
+        except Exception as exc:
+            self._owner.fail(exc)
+        finally:
+            await self._owner.release(tps)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         # aiokafka's fetcher starts on new partitions while this listener runs; keep
@@ -42,10 +79,8 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             if self._listener is not None:
                 await self._listener.on_assigned(tps)
         except Exception as exc:
-            # aiokafka would only log this and go on with paused partitions; make the
-            # next fetch fail instead, so the owner rebuilds the consumer.
-            self._owner.broken = exc
-            raise
+            self._owner.fail(exc)
+            return
         self._owner.resume(assigned)
 
 
@@ -68,6 +103,7 @@ class KafkaConsumer:
         group: str,
         topics: Sequence[str],
         listener: AssignmentListener | None,
+        books: set[KafkaConsumer],
     ) -> None:
         self._settings = settings
         self._options = options
@@ -79,11 +115,21 @@ class KafkaConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
-            session_timeout_ms=10000,
+            session_timeout_ms=_SESSION_TIMEOUT_MS,
             heartbeat_interval_ms=1000,
             max_poll_interval_ms=300000,
         )
+        # Owned: started, so a commit may use it. A producer is not owned while it starts
+        # or once its close began: a transaction begun on one would wait forever (on an
+        # InitProducerId still running, or on a sender going away). Opening and closing
+        # ones are on the books apart, until their start failed or their stop() returned.
         self._producers: dict[TP, Any] = {}
+        self._opening: dict[TP, Any] = {}
+        self._closing_producers: dict[int, tuple[TP, Any]] = {}
+        self._starting: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self._closing: asyncio.Task[None] | None = None
+        self._books = books
         self._listener = _Rebalance(self, listener)
         self.broken: Exception | None = None
 
@@ -91,10 +137,27 @@ class KafkaConsumer:
         prefix = self._settings.kafka_transactional_id_prefix
         return f"{prefix}-{self._group}-{tp[0]}-{tp[1]}"
 
+    # --- ownership ------------------------------------------------------------------------
+    def assignment(self) -> set[TP]:
+        return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+
+    def producers(self) -> list[TP]:
+        """The partition of every producer still open: owned, starting or being closed."""
+        closing = (tp for tp, _ in self._closing_producers.values())
+        return [*self._producers, *self._opening, *closing]
+
+    def starting(self) -> list[TP]:
+        return list(self._opening)
+
     async def acquire(self, tps: set[TP]) -> None:
-        """Start (and so fence the previous owner of) each new partition's producer."""
-        for tp in sorted(tps - self._producers.keys()):
-            producer = AIOKafkaProducer(
+        """Start (and so fence the previous owner of) each new partition's producer, all
+        at once; raises LogUnavailable, with nothing of it left open, if one fails, takes
+        too long or the consumer is stopping."""
+        if self._stopping:
+            raise LogUnavailable("the consumer is stopping")
+        new = sorted(tps - self._producers.keys() - self._opening.keys())
+        for tp in new:  # on the books before the first await
+            self._opening[tp] = AIOKafkaProducer(
                 **self._options,
                 transactional_id=self.transactional_id(tp),
                 enable_idempotence=True,
@@ -103,12 +166,57 @@ class KafkaConsumer:
                 max_batch_size=self._settings.kafka_max_batch_bytes,
                 partitioner=DefaultPartitioner(),
             )
-            try:
-                await producer.start()
-            except BaseException:
-                await producer.stop()  # a half-started client still holds connections
-                raise
-            self._producers[tp] = producer
+        tasks = {
+            tp: asyncio.create_task(self._opening[tp].start(), name=f"producer-start-{tp[1]}")
+            for tp in new
+        }
+        self._starting.update(tasks.values())
+        try:
+            if tasks:
+                await asyncio.wait(tasks.values(), timeout=_ACQUIRE_TIMEOUT_S)
+        finally:
+            for task in tasks.values():
+                task.cancel()  # a no-op for those that finished
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
+            self._starting.difference_update(tasks.values())
+        failed = {tp: task for tp, task in tasks.items() if task.cancelled() or task.exception()}
+        for tp in tasks.keys() - failed.keys():
+            self._producers[tp] = self._opening.pop(tp)
+        if failed:
+            await self._close_all([(tp, self._opening.pop(tp)) for tp in failed])
+            raise LogUnavailable(f"producers for {sorted(failed)} did not start: {_why(failed)}")
+
+    async def release(self, tps: set[TP]) -> None:
+        """Flush and close the producers of `tps`; a failure to close is logged, not raised."""
+        await self._close_all(
+            [(tp, self._producers.pop(tp)) for tp in tps if tp in self._producers]
+        )
+
+    async def _close_all(self, leaving: list[tuple[TP, Any]]) -> None:
+        for tp, producer in leaving:  # on the books as closing before the first await
+            self._closing_producers[id(producer)] = (tp, producer)
+        await asyncio.gather(*(self._close(tp, producer) for tp, producer in leaving))
+
+    async def _close(self, tp: TP, producer: Any) -> None:
+        try:
+            await producer.stop()
+        except Exception as exc:  # closed as far as it goes; nothing more to do with it
+            logger.warning(
+                "transactional producer closed with an error", partition=tp, error=repr(exc)
+            )
+        self._closing_producers.pop(id(producer), None)  # kept (counted) if stop() is cut short
+
+    def fail(self, exc: Exception) -> None:
+        """A rebalance step failed: the next fetch raises, so the owner rebuilds this."""
+        if self._stopping:
+            return
+        if self.broken is None:
+            self.broken = exc
+        logger.warning(
+            "partition assignment failed; the consumer will be rebuilt",
+            group=self._group,
+            error=str(exc),
+        )
 
     def pause(self, partitions: Any) -> None:
         self._consumer.pause(*partitions)
@@ -117,14 +225,9 @@ class KafkaConsumer:
         owned = set(self._consumer.assignment())
         self._consumer.resume(*(tp for tp in partitions if tp in owned))
 
-    async def release(self, tps: set[TP]) -> None:
-        for tp in tps:
-            producer = self._producers.pop(tp, None)
-            if producer is not None:
-                with contextlib.suppress(KafkaError):
-                    await producer.stop()
-
+    # --- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
+        self._books.add(self)
         try:
             self._consumer.subscribe(self._topics, listener=self._listener)
             await self._consumer.start()
@@ -133,10 +236,45 @@ class KafkaConsumer:
             raise LogUnavailable(f"cannot start the Kafka consumer: {exc}") from exc
 
     async def stop(self) -> None:
-        with contextlib.suppress(KafkaError):
-            await self._consumer.stop()  # revokes: the listener releases the producers
-        await self.release(set(self._producers))
+        """Leave the group and close every producer, also in the middle of a rebalance:
+        producers still starting get a moment to finish (then they are cancelled), and
+        whatever the rebalance opened before aiokafka let go of it is closed afterwards.
+        Cancelling `stop()` does not cut the aiokafka consumer's close short; the log
+        waits for it when it closes."""
+        self._stopping = True
+        if self._starting:  # an assignment is starting producers: let them finish
+            _, hanging = await asyncio.wait(self._starting, timeout=_STOP_WAITS_FOR_STARTS_S)
+            for task in hanging:
+                task.cancel()
+        if self._closing is None:
+            self._closing = asyncio.create_task(self._close_consumer(), name="consumer-close")
+            self._closing.add_done_callback(lambda _: self._forget())
+        try:
+            await asyncio.shield(self._closing)  # waits for a rebalance listener in progress
+        finally:
+            await self.release(set(self._producers))
+            # Starts cut short above, and closes cut short by a cancelled stop(), get
+            # another go (a producer's stop() is idempotent).
+            await self._close_all([(tp, self._opening.pop(tp)) for tp in list(self._opening)])
+            for tp, producer in list(self._closing_producers.values()):
+                await self._close(tp, producer)
+            self._forget()
 
+    async def _close_consumer(self) -> None:
+        try:
+            await self._consumer.stop()
+        except Exception as exc:  # the producers are closed all the same
+            logger.warning(
+                "kafka consumer stopped with an error", group=self._group, error=repr(exc)
+            )
+
+    def _forget(self) -> None:
+        """Off the log's books once nothing it opened is open any more."""
+        idle = not (self._producers or self._opening or self._closing_producers)
+        if idle and self._closing is not None and self._closing.done():
+            self._books.discard(self)
+
+    # --- the LogConsumer port -------------------------------------------------------------
     async def fetch(self, max_records: int, timeout_s: float) -> list[LogRecord]:
         if self.broken is not None:
             raise LogUnavailable(f"partition assignment failed: {self.broken}")
@@ -165,7 +303,7 @@ class KafkaConsumer:
     ) -> None:
         producer = self._producers.get(tp)
         if producer is None:
-            raise LogUnavailable(f"partition {tp} is no longer owned here")
+            raise LogUnavailable(f"partition {tp} is not owned here (revoked, or still starting)")
         try:
             async with producer.transaction():
                 futures = [await send_record(producer, record) for record in outputs]
@@ -201,3 +339,19 @@ class KafkaConsumer:
         except KafkaError as exc:
             raise LogUnavailable(f"kafka lag: {exc}") from exc
         return result
+
+
+def holdings(consumers: set[KafkaConsumer]) -> Holdings:
+    return Holdings(
+        consumers=len(consumers),
+        partitions=tuple(sorted(tp for c in consumers for tp in c.assignment())),
+        producers=tuple(sorted(tp for c in consumers for tp in c.producers())),
+        starting=tuple(sorted(tp for c in consumers for tp in c.starting())),
+    )
+
+
+def _why(failed: Mapping[TP, asyncio.Task[None]]) -> str:
+    for task in failed.values():
+        if not task.cancelled() and task.exception() is not None:
+            return repr(task.exception())
+    return "timed out or stopped"

@@ -2,13 +2,16 @@
 the broker has replicated them; reads; topic creation. Consumers commit through their own
 transactional producers (consumer.py), so `read_committed` readers see each output
 exactly once even if a process dies mid-batch. aiokafka errors become `LogUnavailable`
-in this package and nowhere else."""
+in this package and nowhere else.
+
+The log keeps the consumers it built on its books from `start()` until every client they
+opened is closed (`holdings()` counts them); `close()` closes what their owners left open,
+e.g. when a shutdown deadline cancelled a consumer's `stop()`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
@@ -19,11 +22,12 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from gateway.errors import ConfigurationError, LogUnavailable
 from gateway.log.base import AssignmentListener, LogRecord, Position, Record
 from gateway.log.kafka.common import client_options, send_record, to_log_record
-from gateway.log.kafka.consumer import KafkaConsumer
+from gateway.log.kafka.consumer import Holdings, KafkaConsumer, holdings
 from gateway.log.kafka.partitioner import DefaultPartitioner
+from gateway.ops.logs import get_logger
 from gateway.settings import Settings
 
-logger = logging.getLogger(__name__)
+logger = get_logger("gateway.log.kafka")
 
 
 class KafkaLog:
@@ -43,6 +47,7 @@ class KafkaLog:
         self._topics = list(topics)
         self._compacted = frozenset(compacted)
         self._producer: Any = None
+        self._consumers: set[KafkaConsumer] = set()
 
     async def start(self) -> None:
         if self._settings.kafka_create_topics and self._topics:
@@ -66,8 +71,20 @@ class KafkaLog:
             self._producer.client.add_topic(topic)
 
     async def close(self) -> None:
+        left = list(self._consumers)
+        if left:
+            logger.warning(
+                "closing Kafka consumers their owners left open",
+                consumers=len(left),
+                producers=len(self.holdings().producers),
+            )
+            await asyncio.gather(*(consumer.stop() for consumer in left))
         if self._producer is not None:
             await self._producer.stop()  # flushes what is queued
+
+    def holdings(self) -> Holdings:
+        """The consumers this log built that are not closed yet, and what they hold."""
+        return holdings(self._consumers)
 
     async def create_topic(self, name: str, partitions: int) -> None:
         """Create one topic if it is missing."""
@@ -144,7 +161,9 @@ class KafkaLog:
     def consumer(
         self, group: str, topics: Sequence[str], listener: AssignmentListener | None = None
     ) -> KafkaConsumer:
-        return KafkaConsumer(self._settings, self._options, group, topics, listener)
+        return KafkaConsumer(
+            self._settings, self._options, group, topics, listener, self._consumers
+        )
 
     async def read(
         self,

@@ -103,7 +103,8 @@ The gateway Deployment's replica count when autoscaling is off: always 1 on a cl
 
 {{/*
 terminationGracePeriodSeconds: the preStop sleep, then the gateway's own drain, plus 10 s
-for the process to exit before Kubernetes sends SIGKILL.
+for it to close what a batch cut short by the drain left open (at most 5 s) and exit
+before Kubernetes sends SIGKILL.
 */}}
 {{- define "oc-event-gateway.terminationGracePeriodSeconds" -}}
 {{- add .Values.preStopSleepSeconds .Values.shutdownGraceSeconds 10 }}

@@ -1,0 +1,38 @@
+"""The fault runs' per-entity order check, as a table: which arrangements of one entity's
+callbacks in a topic break the order OC sent them in."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.audit import Sent, order_violations
+
+
+def sent(key: str, at: float, answered: float) -> Sent:
+    return Sent(key, at, answered)
+
+
+A1, A2, A3 = sent("A", 0.0, 1.0), sent("A", 2.0, 3.0), sent("A", 4.0, 5.0)
+
+
+@pytest.mark.parametrize(
+    ("callbacks", "positions", "expected"),
+    [
+        # One after the other, each answered before the next was sent.
+        ({"a1": A1, "a2": A2, "a3": A3}, {"a1": 0, "a2": 1, "a3": 2}, (2, 0)),
+        ({"a1": A1, "a2": A2, "a3": A3}, {"a1": 1, "a2": 0, "a3": 2}, (2, 1)),
+        # The third overtook both: it counts once.
+        ({"a1": A1, "a2": A2, "a3": A3}, {"a1": 1, "a2": 2, "a3": 0}, (2, 1)),
+        # In flight together (the second sent before the first was answered): either way.
+        ({"a1": A1, "a2": sent("A", 0.5, 1.5)}, {"a1": 1, "a2": 0}, (0, 0)),
+        # Another entity's callbacks never constrain this one's.
+        ({"a1": A1, "b1": sent("B", 2.0, 3.0)}, {"a1": 5, "b1": 0}, (0, 0)),
+        # A callback missing from the topic is the audit's `missing`, not an order problem.
+        ({"a1": A1, "a2": A2, "a3": A3}, {"a1": 0, "a3": 1}, (1, 0)),
+        ({}, {}, (0, 0)),
+    ],
+)
+def test_order_violations(
+    callbacks: dict[str, Sent], positions: dict[str, int], expected: tuple[int, int]
+) -> None:
+    assert order_violations(callbacks, positions) == expected
