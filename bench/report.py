@@ -222,6 +222,7 @@ def _overload_md(entries: list[dict[str, Any]]) -> list[str]:
         [
             e["mode"],
             f"{_fmt(e['offered_per_s'])} ({_times(e['offered_per_s'], e['capacity_per_s'])})",
+            _fmt(e.get("sent_per_s")),
             _fmt(e["capacity_per_s"]),
             f"{_fmt(e['goodput_per_s'])} "
             f"({_met(e['goodput_share_of_capacity'], TARGETS['overload_goodput_share'], True)}: "
@@ -237,17 +238,25 @@ def _overload_md(entries: list[dict[str, Any]]) -> list[str]:
     header = [
         "mode",
         "offered/s",
+        "sent/s",
         "capacity/s",
         "answered 200/s (>= 0.9 of capacity)",
         "200s' ack p99 (ms, < 250)",
         "refusals' p99 (ms, < 5)",
         "answers",
     ]
+    caps = sorted({e["sender_max_in_flight"] for e in entries if e.get("sender_max_in_flight")})
+    sender = (
+        f", from a sender with at most {', '.join(f'{c:,}' for c in caps)} requests in flight"
+        if caps
+        else ""
+    )
     return [
         "### Overload",
         "",
         "Offered twice and four times the capacity the mode showed (its best answers 200 per "
-        "second in any step), at a fixed rate, with the default settings.",
+        f"second in any step), at a fixed rate{sender}, with the default settings; sent/s is "
+        "what the load tool managed to send.",
         "",
         *_table(header, rows),
     ]

@@ -28,6 +28,7 @@ class Attack:
     workers: int = 64  # with rate=0: concurrent requests; else the initial pool
     timeout_s: float = 30.0
     keepalive: bool = True  # False: one connection per request (spread by a balancer)
+    max_workers: int | None = None  # with a rate: the most requests in flight (None: no cap)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +131,8 @@ def command(vegeta: Path, attack: Attack, targets: Path, output: Path) -> list[s
         argv += [f"-workers={attack.workers}", f"-max-workers={attack.workers}"]
     else:
         argv += [f"-workers={attack.workers}"]
+        if attack.max_workers is not None:
+            argv.append(f"-max-workers={attack.max_workers}")
     return argv
 
 
