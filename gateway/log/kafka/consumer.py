@@ -42,6 +42,8 @@ _STOP_WAITS_FOR_STARTS_S = 3.0
 # before it asks again. 20 ms is the wait aiokafka itself uses between transactions in
 # one such case; with it a batch's commit took half as long (bench/README.md).
 _TXN_RETRY_BACKOFF_MS = 20
+# How long a fetch that found records waits for the broker's newer ones (see fetch).
+_TOP_UP_MS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +291,17 @@ class KafkaConsumer:
             batch = await self._consumer.getmany(
                 timeout_ms=int(timeout_s * 1000), max_records=max_records
             )
+            got = sum(len(messages) for messages in batch.values())
+            if 0 < got < max_records:
+                # aiokafka prefetches: what getmany hands over was fetched when the previous
+                # batch was taken, and taking it sends the next fetch. Wait briefly for that
+                # one, so a batch holds what the broker has now, not what it had a batch ago
+                # (each record would otherwise wait a whole batch more; bench/README.md).
+                more = await self._consumer.getmany(
+                    timeout_ms=_TOP_UP_MS, max_records=max_records - got
+                )
+                for tp, messages in more.items():
+                    batch.setdefault(tp, []).extend(messages)
         except KafkaError as exc:
             raise LogUnavailable(f"kafka fetch: {exc}") from exc
         return [to_log_record(m) for messages in batch.values() for m in messages]
