@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from bench.stats import Percentiles, percentiles
 from bench.topics import Seen, callback_change
@@ -192,3 +192,25 @@ def end_to_end(sent_at: Mapping[str, float], records: Iterable[Seen]) -> Percent
 def enrichment_mix(records: Iterable[Seen]) -> dict[str, int]:
     counted = Counter(r.enrichment or "none" for r in records if r.ce_type in STATUS_TYPES)
     return dict(sorted(counted.items()))
+
+
+def duplicate_copies(
+    records: Iterable[Seen], origin: float, limit: int = 10
+) -> list[dict[str, Any]]:
+    """The first `limit` typed events seen more than once: their type, when each copy
+    became visible (seconds since `origin`) and where it is (partition@offset), so a
+    failed audit says which events to look at."""
+    copies: dict[str, list[Seen]] = {}
+    for record in records:
+        if record.ce_id is not None:
+            copies.setdefault(record.ce_id, []).append(record)
+    found = [seen for seen in copies.values() if len(seen) > 1][:limit]
+    return [
+        {
+            "ce_id": seen[0].ce_id,
+            "ce_type": seen[0].ce_type,
+            "topic": seen[0].topic,
+            "copies": [{"at_s": round(s.at - origin, 3), "where": s.where} for s in seen],
+        }
+        for seen in found
+    ]

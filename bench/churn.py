@@ -33,6 +33,7 @@ from bench import vegeta
 from bench.audit import (
     ENRICHED_TYPES,
     audit,
+    duplicate_copies,
     enrichment_mix,
     followed_up,
     sent_timing,
@@ -227,6 +228,7 @@ async def _load_and_audit(
         "settled": settled,
         "settle_s": round(settled_at - (started + plan.seconds), 1),
         "audit": checked.as_dict(),
+        "duplicates_seen": duplicate_copies(reader.records, started),
         "enrichment": enrichment_mix(r for r in reader.records if r.delivery_id in accepted),
         "recovery_s": {},
         "marks": {k: round(v - started, 2) for k, v in fleet.marks.items()},

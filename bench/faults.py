@@ -39,6 +39,7 @@ from bench import vegeta
 from bench.audit import (
     ENRICHED_TYPES,
     audit,
+    duplicate_copies,
     enrichment_mix,
     followed_up,
     sent_timing,
@@ -283,6 +284,7 @@ async def run_scenario(
             "settled": settled,
             "settle_s": round(settled_at - (origin + scenario.seconds), 1),
             "audit": checked.as_dict(),
+            "duplicates_seen": duplicate_copies(reader.records, origin),
             "enrichment": enrichment_mix(r for r in reader.records if r.delivery_id in accepted),
             "recovery_s": {
                 **_recovery(scenario.name, state, accepted, result.answers, seen),

@@ -41,6 +41,7 @@ class Seen:
     enriches: str | None = None  # *.enriched events: the eventId they complete
     event_id: str | None = None
     change: str | None = None  # reconciled status events: see `change_key`
+    where: str | None = None  # "partition@offset" in its topic, to find a duplicate's copies
 
 
 def change_key(entity: str, oc_status: str | None, occurred_at: str | None) -> str | None:
@@ -65,12 +66,14 @@ def callback_change(body: bytes) -> str | None:
         return None
 
 
-def _seen(at: float, topic: str, headers: dict[str, bytes], value: bytes, parse: bool) -> Seen:
+def _seen(
+    at: float, topic: str, headers: dict[str, bytes], value: bytes, parse: bool, where: str
+) -> Seen:
     ce_id = headers.get("ce_id")
     ce_type = headers.get("ce_type")
     if ce_id is None:  # a raw (or quarantine) record
         delivery = headers.get(_DELIVERY_HEADER)
-        return Seen(at, topic, None, None, delivery.decode() if delivery else None)
+        return Seen(at, topic, None, None, delivery.decode() if delivery else None, where=where)
     document: dict[str, Any] = json.loads(value) if parse else {}
     enrichment = document.get("enrichment")
     subject = headers.get("ce_subject")
@@ -87,6 +90,7 @@ def _seen(at: float, topic: str, headers: dict[str, bytes], value: bytes, parse:
         document.get("enrichesEventId"),
         document.get("eventId"),
         change,
+        where,
     )
 
 
@@ -121,8 +125,9 @@ class KafkaReader:
                 for messages in batch.values():
                     for m in messages:
                         headers = {k: bytes(v) for k, v in (m.headers or ())}
+                        value, where = m.value or b"", f"{m.partition}@{m.offset}"
                         self.records.append(
-                            _seen(now, m.topic, headers, m.value or b"", m.topic in self.parse)
+                            _seen(now, m.topic, headers, value, m.topic in self.parse, where)
                         )
         finally:
             await consumer.stop()
@@ -147,7 +152,8 @@ class SqliteReader:
             now = time.time()
             for offset, headers_text, value in rows:
                 headers = {k: v.encode("latin-1") for k, v in json.loads(headers_text)}
-                self.records.append(_seen(now, topic, headers, value, topic in self.parse))
+                parse = topic in self.parse
+                self.records.append(_seen(now, topic, headers, value, parse, f"0@{offset}"))
                 self._next[topic] = offset + 1
             found += len(rows)
         return found

@@ -13,7 +13,9 @@ A record the handler could not handle is retried by the shared retry policy
 (gateway/retry.py: jittered backoff, `processor_max_attempts` in all) and then
 dead-lettered with the reason; a `ProcessingError` is dead-lettered at once. A
 rebalance or a stop cuts a retry wait short: the batch is abandoned (never committed,
-its state never applied) and read again by whoever owns its partitions.
+its state never applied) and read again by whoever owns its partitions. A batch
+fetched before a rebalance is not processed after it: it is dropped and read again from
+the committed positions.
 """
 
 from __future__ import annotations
@@ -107,15 +109,20 @@ class Processor:
         self._last_lag = 0.0
         self._last_expiry = clock.monotonic()
         self._in_flight: asyncio.Task[None] | None = None  # the previous batch's commit
+        # Bumped by every revocation and assignment: a batch fetched before a rebalance
+        # is not processed after it (see `_consume`).
+        self._assignments = 0
 
     # --- AssignmentListener ---------------------------------------------------------------
     async def on_assigned(self, partitions: set[TopicPartition]) -> None:
+        self._assignments += 1
         await self._store.load({tp for tp in partitions if tp[0] == self._raw_topic})
         logger.info("partitions assigned", partitions=sorted(p for _, p in partitions))
 
     async def on_revoked(self, partitions: set[TopicPartition]) -> None:
         # Wait for the batch in flight to commit before another member takes over; a
         # batch waiting to retry a record is abandoned instead of holding the handover.
+        self._assignments += 1
         self._interrupt.set()
         try:
             async with self._batch_lock:
@@ -160,11 +167,15 @@ class Processor:
     async def _consume(self, consumer: LogConsumer) -> None:
         try:
             while not self._stopping.is_set():
+                assignments = self._assignments
                 records = await consumer.fetch(
                     self._settings.processor_batch_size, _FETCH_TIMEOUT_S
                 )
                 try:
                     async with self._batch_lock:
+                        if records and self._assignments != assignments:
+                            await self._refetch(consumer, records)
+                            continue
                         if self._in_flight is not None and self._in_flight.done():
                             # A failed commit surfaces now, not only when the next records
                             # come: after it, nothing may arrive until it is retried.
@@ -182,6 +193,24 @@ class Processor:
                 await self._report_lag(consumer)
         finally:
             await self._settle()  # on the way out too: the last batch commits or fails
+
+    async def _refetch(self, consumer: LogConsumer, records: Sequence[LogRecord]) -> None:
+        """Drop a batch a rebalance overtook, and read again from the committed positions.
+
+        Records handed over before a revocation may be processed only after it: the loop
+        waits for the batch lock while the revocation holds it, and a fetch can span a
+        whole rebalance. Their partitions may be another member's by then, or this one's
+        again, with positions reset to the committed offsets and state reloaded without
+        them. Processed against that state and committed by the new producer, they would
+        be published twice (the second time when read again from the committed offset)."""
+        await self._settle()
+        if not self._stopping.is_set():
+            await consumer.rewind()
+        logger.info(
+            "batch fetched before a rebalance dropped; reading it again",
+            records=len(records),
+            partitions=sorted({r.partition for r in records}),
+        )
 
     async def _settle(self) -> None:
         """Wait for the commit in flight; its failure (LogUnavailable) surfaces here."""

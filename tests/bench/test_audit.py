@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.audit import Sent, order_violations
+from bench.audit import Sent, duplicate_copies, order_violations
+from bench.topics import Seen
 
 
 def sent(key: str, at: float, answered: float) -> Sent:
@@ -36,3 +37,25 @@ def test_order_violations(
     callbacks: dict[str, Sent], positions: dict[str, int], expected: tuple[int, int]
 ) -> None:
     assert order_violations(callbacks, positions) == expected
+
+
+def test_duplicate_copies_names_each_copy_of_a_typed_event_seen_twice() -> None:
+    def typed(ce_id: str, at: float, where: str) -> Seen:
+        return Seen(at, "out", ce_id, "oc.outbound.order.status_changed.v1", None, where=where)
+
+    raw = Seen(100.5, "raw", None, None, "d1", where="0@1")
+    records = [
+        typed("e1", 101.0, "2@7"),
+        raw,
+        raw,
+        typed("e2", 101.5, "1@3"),
+        typed("e1", 104.25, "2@9"),
+    ]
+    assert duplicate_copies(records, origin=100.0) == [
+        {
+            "ce_id": "e1",
+            "ce_type": "oc.outbound.order.status_changed.v1",
+            "topic": "out",
+            "copies": [{"at_s": 1.0, "where": "2@7"}, {"at_s": 4.25, "where": "2@9"}],
+        }
+    ]

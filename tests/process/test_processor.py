@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.log.base import LogRecord, Record
+from gateway.log.base import AssignmentListener, LogRecord, Record
 from gateway.log.sqlite import SqliteLog
+from gateway.log.sqlite_consumer import SqliteConsumer
 from gateway.ops.metrics import Metrics
 from gateway.process.dlq import H_ATTEMPTS, H_REASON
 from gateway.process.handler import Done, Failed, Handled
@@ -143,6 +144,60 @@ async def test_a_stop_cuts_a_retry_wait_short_and_commits_nothing(
     finally:
         await again.stop()
         await second
+
+
+class RebalancedOnce(SqliteConsumer):
+    """The embedded consumer, put through one rebalance at the moment a Kafka member can
+    meet one: its first fetch has handed records over, and before the loop gets to them
+    its partitions are revoked and assigned back, with positions reset to the committed
+    offsets (what aiokafka does to a partition it is given again)."""
+
+    rebalanced = False
+
+    async def fetch(self, max_records: int, timeout_s: float) -> list[LogRecord]:
+        records = await super().fetch(max_records, timeout_s)
+        if records and not RebalancedOnce.rebalanced and self._listener is not None:
+            RebalancedOnce.rebalanced = True
+            await self._listener.on_revoked(self.assignment)
+            await self.rewind()
+            await self._listener.on_assigned(self.assignment)
+        return records
+
+
+class RebalancingLog(SqliteLog):
+    def consumer(
+        self, group: str, topics: Sequence[str], listener: AssignmentListener | None = None
+    ) -> SqliteConsumer:
+        return RebalancedOnce(self, group, topics, listener)
+
+
+async def test_a_batch_a_rebalance_overtook_is_read_again_not_published_twice(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(RebalancedOnce, "rebalanced", False)
+    log = RebalancingLog(tmp_path / "log.sqlite3")
+    await log.start()
+    try:
+        await log.append([Record(settings.topic_raw, f"v{i}".encode(), b"k") for i in range(5)])
+        handler = Flaky("out", failures=0)
+        processor = Processor(settings, log, StateStore(log, "state"), handler, Metrics())
+        task = await run(processor)
+        try:
+            await wait_for(lambda: _committed(log, settings, 5), timeout_s=10)
+            # One more record: once it is committed, whatever was read twice was, too.
+            await log.append([Record(settings.topic_raw, b"v5", b"k")])
+            await wait_for(lambda: _committed(log, settings, 6), timeout_s=10)
+        finally:
+            await processor.stop()
+            await task
+        assert RebalancedOnce.rebalanced
+        assert [r.value for r in await topic(log, "out")] == [f"v{i}".encode() for i in range(6)]
+    finally:
+        await log.close()
+
+
+async def _committed(log: SqliteLog, settings: Settings, expected: int) -> bool:
+    return await log.committed(settings.kafka_consumer_group, settings.topic_raw) == expected
 
 
 async def _count(log: SqliteLog, name: str, expected: int) -> bool:
