@@ -287,7 +287,10 @@ class Settings(BaseSettings):
     )
     oc_cache_ttl_s: float = Field(5.0, ge=0, description="How long look-up results are reused.")
     oc_batch_window_ms: float = Field(
-        10.0, ge=0, description="How long a look-up waits to share a batch with others."
+        10.0,
+        ge=0,
+        description="How long a single look-up waits to share a batch with others; a "
+        "processor batch's look-ups, asked together, go out at once.",
     )
     enrich_timeout_s: float = Field(
         2.0,

@@ -7,7 +7,8 @@ as few OC requests as possible:
 2. a key already queued or in flight is answered by that same fetch (coalesced, counted
    as a cache hit too): identical look-ups never run twice at the same time;
 3. any other key joins the open batch, which is fetched `window_s` after its first key
-   arrived, or at once when it reaches `max_batch` keys;
+   arrived, or at once when it reaches `max_batch` keys, or when a caller asks for all it
+   needs in one go (`at_once`: a processor batch has no one else to wait for);
 4. each fetched value is cached per key for the cache's TTL.
 
 A fetch is shared, so a caller that stops waiting (its deadline passed) does not cancel
@@ -71,8 +72,10 @@ class Batcher(Generic[K, V]):
     async def get(self, key: K) -> V:
         return (await self.get_many([key]))[key]
 
-    async def get_many(self, keys: Iterable[K]) -> dict[K, V]:
-        """The value of every key (duplicates asked once); raises the fetch's error."""
+    async def get_many(self, keys: Iterable[K], *, at_once: bool = False) -> dict[K, V]:
+        """The value of every key (duplicates asked once); raises the fetch's error.
+        `at_once` sends the open batch, with these keys in it, without waiting for the
+        window."""
         results: dict[K, V] = {}
         waiting: dict[K, asyncio.Future[V]] = {}
         new: list[K] = []
@@ -93,6 +96,8 @@ class Batcher(Generic[K, V]):
                 self._precheck()
             for key in new:
                 waiting[key] = self._enqueue(key)
+            if at_once:
+                self._flush()
         if waiting:
             # asyncio.wait leaves the shared futures alone when this caller is cancelled.
             await asyncio.wait(waiting.values())

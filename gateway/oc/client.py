@@ -4,7 +4,8 @@ Enrichment look-ups (`get_order`, `stock`, `get_return`, `return_stock`, and the
 many-at-once forms `get_orders`, `stock_of`, `get_returns`, `return_stock_of`) go
 through one `Batcher` each: answered from a short cache
 (`oc_cache_ttl_s`), coalesced with identical look-ups in flight, and batched across
-concurrent callers for `oc_batch_window_ms` (orders and returns: up to 50 numbers per
+concurrent callers for `oc_batch_window_ms` (the many-at-once forms send at once, their
+caller has all its keys together; orders and returns: up to 50 numbers per
 query; StockSnapshot v2 and the return stock snapshot: up to 200 ids per request, every
 page). When an endpoint's breaker is open, look-ups not in the cache fail at once.
 
@@ -192,22 +193,24 @@ class OcClient:
         found = await self._return_stock.get_many(ids)
         return [row for rows in found.values() for row in rows]
 
-    # Many at once: a processor batch asks for all its entities in one go.
+    # Many at once: a processor batch asks for all its entities in one go, so their
+    # look-ups go out now (with whatever single look-ups are queued) instead of after the
+    # batch window.
     async def get_orders(self, numbers: Iterable[str]) -> dict[str, OcOutboundOrder | None]:
         """`get_order` for each of `numbers` (None where OC has no such order)."""
-        return await self._orders.get_many(numbers)
+        return await self._orders.get_many(numbers, at_once=True)
 
     async def stock_of(self, skus: Iterable[str]) -> dict[str, list[OcStockRow]]:
         """StockSnapshot v2 rows of each of `skus`, every region."""
-        return await self._stock.get_many(skus)
+        return await self._stock.get_many(skus, at_once=True)
 
     async def get_returns(self, numbers: Iterable[str]) -> dict[str, OcReturnOrder | None]:
         """`get_return` for each of `numbers` (None where OC has no such return)."""
-        return await self._returns.get_many(numbers)
+        return await self._returns.get_many(numbers, at_once=True)
 
     async def return_stock_of(self, ids: Iterable[str]) -> dict[str, list[ReturnStockRow]]:
         """Return stock snapshot rows of each of `ids`."""
-        return await self._return_stock.get_many(ids)
+        return await self._return_stock.get_many(ids, at_once=True)
 
     def _batcher(
         self,

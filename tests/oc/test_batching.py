@@ -93,6 +93,17 @@ async def test_a_full_batch_is_sent_without_waiting_for_the_window() -> None:
     await batcher.close()
 
 
+async def test_keys_asked_at_once_are_sent_with_the_open_batch_without_the_window() -> None:
+    clock, source = FakeClock(), Source()
+    batcher, _ = make(clock, source)
+    single = asyncio.create_task(batcher.get("a"))
+    await until(lambda: clock.sleepers == 1)  # "a" waits for the window
+    assert await batcher.get_many(["b", "c"], at_once=True) == {"b": "B", "c": "C"}
+    assert source.batches == [["a", "b", "c"]]  # one request, the clock never moved
+    assert await single == "A"
+    await batcher.close()
+
+
 async def test_a_failed_fetch_fails_every_waiter_and_caches_nothing() -> None:
     clock, source = FakeClock(), Source()
     source.error = OcTransient("503")
