@@ -9,7 +9,9 @@ aiokafka logs some passing broker states at ERROR although it retries them itsel
 group coordinator not yet available while a new cluster creates its offsets topic, a
 leader election, a broker restarting). `KAFKA_TRANSIENT_STATES` names them; their lines
 go out at WARNING or INFO with a `transient` field that says what happens next, so ERROR
-keeps meaning that an operator must act. Every other aiokafka line keeps its level.
+keeps meaning that an operator must act. Every other aiokafka line keeps its level. While
+a broker is down every client retries many times a second, so each such line goes out at
+most once a second, with `repeated` saying how many like it were held back.
 
 Never log bodies, headers or OC payloads: they carry consignees' personal data. Log ids
 (delivery id, entity key, event id), outcomes and durations only.
@@ -19,7 +21,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii
@@ -73,7 +76,7 @@ _COORDINATOR = frozenset(
 )
 _GROUP = "aiokafka.consumer.group_coordinator"
 _FETCHER = "aiokafka.consumer.fetcher"
-_CLIENT = "aiokafka.client"
+_CLIENT = "aiokafka"  # aiokafka/client.py logs as "aiokafka", not under its module name
 _ANY: frozenset[str] = frozenset()  # the line is passing whatever the error
 
 KAFKA_TRANSIENT_STATES: tuple[KafkaState, ...] = (
@@ -195,12 +198,18 @@ def kafka_state(logger: str, message: str, args: Sequence[object]) -> KafkaState
     return None
 
 
-class _KafkaStates(logging.Filter):
-    """Writes aiokafka's lines about transient states at their level from the table."""
+TRANSIENT_EVERY_S = 1.0
 
-    def __init__(self, threshold: int) -> None:
+
+class KafkaStateFilter(logging.Filter):
+    """Writes aiokafka's lines about transient states at their level from the table, each
+    kind at most once every `TRANSIENT_EVERY_S` (the next one says how many it held back)."""
+
+    def __init__(self, threshold: int, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self._threshold = threshold
+        self._clock = clock
+        self._last: dict[tuple[str, str], tuple[float, int]] = {}  # written at, held back
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not record.name.startswith("aiokafka"):
@@ -209,9 +218,19 @@ class _KafkaStates(logging.Filter):
         state = kafka_state(record.name, str(record.msg), args)
         if state is None:
             return True
+        if state.level < self._threshold:
+            return False
+        kind, now = (state.logger, state.message), self._clock()
+        written, held = self._last.get(kind, (float("-inf"), 0))
+        if now - written < TRANSIENT_EVERY_S:
+            self._last[kind] = (written, held + 1)
+            return False
+        self._last[kind] = (now, 0)
         record.levelno, record.levelname = state.level, logging.getLevelName(state.level)
         record.transient = state.transient
-        return record.levelno >= self._threshold
+        if held:
+            record.repeated = held
+        return True
 
 
 def configure_logging(level: str = "info", stream: TextIO | None = None) -> None:
@@ -231,7 +250,10 @@ def configure_logging(level: str = "info", stream: TextIO | None = None) -> None
     handler = logging.StreamHandler(out)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[*_SHARED, structlog.stdlib.ExtraAdder(allow=("transient",))],
+            foreign_pre_chain=[
+                *_SHARED,
+                structlog.stdlib.ExtraAdder(allow=("transient", "repeated")),
+            ],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
@@ -239,7 +261,7 @@ def configure_logging(level: str = "info", stream: TextIO | None = None) -> None
             ],
         )
     )
-    handler.addFilter(_KafkaStates(numeric))
+    handler.addFilter(KafkaStateFilter(numeric))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
