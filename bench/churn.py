@@ -107,7 +107,8 @@ async def _churn(fleet: Fleet, plan: ChurnPlan, started: float) -> None:
         await step()
 
 
-def _log_findings(path: Path) -> dict[str, int]:
+def log_findings(path: Path) -> dict[str, int]:
+    """`Unclosed` warnings, and ERROR (or CRITICAL, or non-JSON) lines, in a gateway's output."""
     unclosed = errors = 0
     for text in path.read_text(errors="replace").splitlines():
         unclosed += "Unclosed" in text
@@ -151,7 +152,7 @@ def replica_report(replica: Replica, origin: float) -> dict[str, Any]:
             "rss_mb": [round(s.rss_bytes / 2**20, 1) for s in samples],
             "fds": [s.fds for s in samples],
         },
-        **_log_findings(replica.service.log_path),
+        **log_findings(replica.service.log_path),
     }
 
 

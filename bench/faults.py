@@ -45,7 +45,7 @@ from bench.audit import (
     sent_timing,
     status_events,
 )
-from bench.churn import QUICK_SECONDS, ChurnPlan, run_churn
+from bench.churn import QUICK_SECONDS, ChurnPlan, log_findings, run_churn
 from bench.disk import Disk, tmpfs
 from bench.services import Gateway, GatewayConfig, simulator
 from bench.stats import per_second
@@ -285,6 +285,7 @@ async def run_scenario(
             "settle_s": round(settled_at - (origin + scenario.seconds), 1),
             "audit": checked.as_dict(),
             "duplicates_seen": duplicate_copies(reader.records, origin),
+            "gateway_log": log_findings(gateway.log_path),
             "enrichment": enrichment_mix(r for r in reader.records if r.delivery_id in accepted),
             "recovery_s": {
                 **_recovery(scenario.name, state, accepted, result.answers, seen),

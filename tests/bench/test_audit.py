@@ -1,11 +1,16 @@
-"""The fault runs' per-entity order check, as a table: which arrangements of one entity's
-callbacks in a topic break the order OC sent them in."""
+"""The fault runs' audit helpers: the per-entity order check as a table (which
+arrangements of one entity's callbacks in a topic break the order OC sent them in), the
+copies of a duplicated event, and what a gateway's output says an operator must act on."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import pytest
 
 from bench.audit import Sent, duplicate_copies, order_violations
+from bench.churn import log_findings
 from bench.topics import Seen
 
 
@@ -59,3 +64,20 @@ def test_duplicate_copies_names_each_copy_of_a_typed_event_seen_twice() -> None:
             "copies": [{"at_s": 1.0, "where": "2@7"}, {"at_s": 4.25, "where": "2@9"}],
         }
     ]
+
+
+def test_log_findings_counts_unclosed_warnings_and_lines_an_operator_must_act_on(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "gateway.log"
+    lines = [
+        {"event": "callback", "level": "info"},
+        {"event": "Unable connect to node with id 1", "level": "warning", "repeated": 40},
+        {"event": "storage write failed", "level": "error"},
+        {"event": "Unclosed AIOKafkaProducer", "level": "error"},
+        {"event": "fatal", "level": "critical"},
+    ]
+    log.write_text(
+        "\n".join(json.dumps(line) for line in lines) + "\nTraceback (most recent call last):\n"
+    )
+    assert log_findings(log) == {"unclosed": 1, "error_lines": 4}
