@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii
 from typing import Any, TextIO
 
 import structlog
+
+from gateway.clock import SYSTEM_CLOCK, Clock
 
 _SHARED: list[structlog.typing.Processor] = [
     structlog.contextvars.merge_contextvars,
@@ -205,7 +206,7 @@ class KafkaStateFilter(logging.Filter):
     """Writes aiokafka's lines about transient states at their level from the table, each
     kind at most once every `TRANSIENT_EVERY_S` (the next one says how many it held back)."""
 
-    def __init__(self, threshold: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, threshold: int, clock: Clock = SYSTEM_CLOCK) -> None:
         super().__init__()
         self._threshold = threshold
         self._clock = clock
@@ -220,7 +221,7 @@ class KafkaStateFilter(logging.Filter):
             return True
         if state.level < self._threshold:
             return False
-        kind, now = (state.logger, state.message), self._clock()
+        kind, now = (state.logger, state.message), self._clock.monotonic()
         written, held = self._last.get(kind, (float("-inf"), 0))
         if now - written < TRANSIENT_EVERY_S:
             self._last[kind] = (written, held + 1)

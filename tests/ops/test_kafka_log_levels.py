@@ -22,6 +22,7 @@ from gateway.ops.logs import (
     configure_logging,
     kafka_state,
 )
+from tests.clocks import FakeClock
 
 GROUP = "aiokafka.consumer.group_coordinator"
 FETCHER = "aiokafka.consumer.fetcher"
@@ -155,8 +156,8 @@ def _record(logger: str, message: str, *args: object) -> logging.LogRecord:
 
 
 def test_a_transient_line_goes_out_once_a_second_and_says_how_many_it_held_back() -> None:
-    now = [100.0]
-    states = KafkaStateFilter(logging.INFO, clock=lambda: now[0])
+    clock = FakeClock()
+    states = KafkaStateFilter(logging.INFO, clock=clock)
     refused = "Unable connect to node with id %s: %s"
     metadata = "Unable to update metadata from %s"
 
@@ -168,15 +169,15 @@ def test_a_transient_line_goes_out_once_a_second_and_says_how_many_it_held_back(
     assert first.levelno == WARNING
     assert not hasattr(first, "repeated")
     for _ in range(40):  # a broker down: every client retries many times a second
-        now[0] += 0.02
+        clock.advance(0.02)
         assert not passes(_record(CLIENT, refused, 1, errors.KafkaConnectionError()))
     assert passes(_record(CLIENT, metadata, [1]))  # another kind has its own second
     assert passes(_record(CLIENT, "Some other line %s", 1))  # not a transient state
-    now[0] += 0.25  # over a second since the first
+    clock.advance(0.25)  # over a second since the first
     later = _record(CLIENT, refused, 1, errors.KafkaConnectionError())
     assert passes(later)
     assert later.repeated == 40  # type: ignore[attr-defined]
-    now[0] += 0.5
+    clock.advance(0.5)
     assert not passes(_record(CLIENT, refused, 1, errors.KafkaConnectionError()))
 
 
