@@ -10,8 +10,8 @@ group coordinator not yet available while a new cluster creates its offsets topi
 leader election, a broker restarting). `KAFKA_TRANSIENT_STATES` names them; their lines
 go out at WARNING or INFO with a `transient` field that says what happens next, so ERROR
 keeps meaning that an operator must act. Every other aiokafka line keeps its level. While
-a broker is down every client retries many times a second, so each such line goes out at
-most once a second, with `repeated` saying how many like it were held back.
+a broker is down every client retries many times a second, so each state's line goes out
+at most once a second, with `repeated` saying how many like it were held back.
 
 Never log bodies, headers or OC payloads: they carry consignees' personal data. Log ids
 (delivery id, entity key, event id), outcomes and durations only.
@@ -204,13 +204,13 @@ TRANSIENT_EVERY_S = 1.0
 
 class KafkaStateFilter(logging.Filter):
     """Writes aiokafka's lines about transient states at their level from the table, each
-    kind at most once every `TRANSIENT_EVERY_S` (the next one says how many it held back)."""
+    state at most once every `TRANSIENT_EVERY_S` (the next one says how many it held back)."""
 
     def __init__(self, threshold: int, clock: Clock = SYSTEM_CLOCK) -> None:
         super().__init__()
         self._threshold = threshold
         self._clock = clock
-        self._last: dict[tuple[str, str], tuple[float, int]] = {}  # written at, held back
+        self._last: dict[KafkaState, tuple[float, int]] = {}  # written at, held back
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not record.name.startswith("aiokafka"):
@@ -221,12 +221,12 @@ class KafkaStateFilter(logging.Filter):
             return True
         if state.level < self._threshold:
             return False
-        kind, now = (state.logger, state.message), self._clock.monotonic()
-        written, held = self._last.get(kind, (float("-inf"), 0))
+        now = self._clock.monotonic()
+        written, held = self._last.get(state, (float("-inf"), 0))
         if now - written < TRANSIENT_EVERY_S:
-            self._last[kind] = (written, held + 1)
+            self._last[state] = (written, held + 1)
             return False
-        self._last[kind] = (now, 0)
+        self._last[state] = (now, 0)
         record.levelno, record.levelname = state.level, logging.getLevelName(state.level)
         record.transient = state.transient
         if held:

@@ -172,6 +172,9 @@ def test_a_transient_line_goes_out_once_a_second_and_says_how_many_it_held_back(
         clock.advance(0.02)
         assert not passes(_record(CLIENT, refused, 1, errors.KafkaConnectionError()))
     assert passes(_record(CLIENT, metadata, [1]))  # another kind has its own second
+    # The same words about another state (here: INFO, then WARNING) are another kind.
+    assert passes(_record(GROUP, LOOKUP, errors.GroupCoordinatorNotAvailableError()))
+    assert passes(_record(GROUP, LOOKUP, errors.NotCoordinatorError()))
     assert passes(_record(CLIENT, "Some other line %s", 1))  # not a transient state
     clock.advance(0.25)  # over a second since the first
     later = _record(CLIENT, refused, 1, errors.KafkaConnectionError())
