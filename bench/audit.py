@@ -20,9 +20,11 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from bench.stats import Percentiles, percentiles
@@ -214,3 +216,16 @@ def duplicate_copies(
         }
         for seen in found
     ]
+
+
+def log_findings(path: Path) -> dict[str, int]:
+    """`Unclosed` warnings, and ERROR (or CRITICAL, or non-JSON) lines, in a gateway's output."""
+    unclosed = errors = 0
+    for text in path.read_text(errors="replace").splitlines():
+        unclosed += "Unclosed" in text
+        try:
+            level = json.loads(text).get("level")
+        except ValueError:
+            level = "error"  # a traceback or warning printed outside the JSON log
+        errors += level in ("error", "critical")
+    return {"unclosed": unclosed, "error_lines": errors}

@@ -21,7 +21,6 @@ and as producers above partitions; its output is searched for `Unclosed` and ERR
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -36,6 +35,7 @@ from bench.audit import (
     duplicate_copies,
     enrichment_mix,
     followed_up,
+    log_findings,
     sent_timing,
     status_events,
 )
@@ -105,19 +105,6 @@ async def _churn(fleet: Fleet, plan: ChurnPlan, started: float) -> None:
         # A load schedule, not a wait for a condition: each step begins at a fixed time.
         await asyncio.sleep(max(0.0, started + at * plan.seconds - time.time()))
         await step()
-
-
-def log_findings(path: Path) -> dict[str, int]:
-    """`Unclosed` warnings, and ERROR (or CRITICAL, or non-JSON) lines, in a gateway's output."""
-    unclosed = errors = 0
-    for text in path.read_text(errors="replace").splitlines():
-        unclosed += "Unclosed" in text
-        try:
-            level = json.loads(text).get("level")
-        except ValueError:
-            level = "error"  # a traceback or warning printed outside the JSON log
-        errors += level in ("error", "critical")
-    return {"unclosed": unclosed, "error_lines": errors}
 
 
 def _figures(values: list[tuple[float, float]], scale: float) -> dict[str, float | None]:

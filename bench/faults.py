@@ -42,10 +42,11 @@ from bench.audit import (
     duplicate_copies,
     enrichment_mix,
     followed_up,
+    log_findings,
     sent_timing,
     status_events,
 )
-from bench.churn import QUICK_SECONDS, ChurnPlan, log_findings, run_churn
+from bench.churn import QUICK_SECONDS, ChurnPlan, run_churn
 from bench.disk import Disk, tmpfs
 from bench.services import Gateway, GatewayConfig, simulator
 from bench.stats import per_second

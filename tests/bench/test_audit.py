@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.audit import Sent, duplicate_copies, order_violations
-from bench.churn import log_findings
+from bench.audit import Sent, duplicate_copies, log_findings, order_violations
 from bench.topics import Seen
 
 
