@@ -10,6 +10,10 @@ prepared 503 with Retry-After itself (about a tenth of the ASGI path's cost, mea
 bench/README.md); within it, the request goes on to the app holding its place, which
 the app gives back when it answers. Health, metrics and anything else are never refused.
 
+A webhook answer leaves in one write: uvicorn writes the status line and headers, then
+the body, two write(2)s and two TCP segments for a few hundred bytes; the cycle's
+transport here holds the head until the body comes (`OneWrite`).
+
 `AdmissionMiddleware` wraps the webhook app: it takes a place for a request the
 protocol did not admit (in-process tests, another server), refuses with the same 503
 when there is none, and gives every place back when the answer is sent, whatever route
@@ -65,14 +69,20 @@ def admitting_protocol(
         _refusing = False
 
         def on_headers_complete(self) -> None:
-            if self.url.startswith(WEBHOOK_PREFIX) and self._idle():
+            webhook = self.url.startswith(WEBHOOK_PREFIX)
+            if webhook and self._idle():
                 if not admission.enter():
                     self._refusing = True
                     refused(self.url)
                     return
                 scope: Any = self.scope
                 scope.setdefault("extensions", {})[ADMITTED] = True
+            before = self.cycle
             super().on_headers_complete()
+            cycle: Any = self.cycle
+            started = cycle is not None and cycle is not before  # not an upgrade
+            if webhook and started and cycle.scope["method"] != "HEAD":  # HEAD has no body
+                cycle.transport = OneWrite(cycle.transport)
 
         def _idle(self) -> bool:
             # Pipelined requests wait for the one before them; they go the usual way.
@@ -98,6 +108,45 @@ def admitting_protocol(
                 )
 
     return AdmittingProtocol
+
+
+_INTERIM: Final = b"HTTP/1.1 1"
+
+
+class OneWrite:
+    """A request cycle's transport that holds the response's head (its first write, not
+    an interim `100 Continue`) until the first body part, and writes both at once.
+    uvicorn writes a body part for every answer but one to HEAD, so nothing waits
+    longer than its body; closing writes what is held first."""
+
+    __slots__ = ("_answered", "_head", "_transport")
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+        self._head = b""
+        self._answered = False
+
+    def write(self, data: bytes) -> None:
+        if not self._answered and not data.startswith(_INTERIM):
+            self._answered = True
+            self._head = data
+            return
+        if self._head:
+            data, self._head = self._head + data, b""
+        self._transport.write(data)
+
+    def close(self) -> None:
+        if self._head:
+            head, self._head = self._head, b""
+            self._transport.write(head)
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        closing: bool = self._transport.is_closing()
+        return closing
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 class AdmissionMiddleware:

@@ -19,6 +19,9 @@ Never log bodies, headers or OC payloads: they carry consignees' personal data. 
 
 from __future__ import annotations
 
+import asyncio
+import atexit
+import contextlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -39,12 +42,69 @@ _SHARED: list[structlog.typing.Processor] = [
 ]
 
 
+class TurnLines:
+    """Log lines held for the end of the event-loop turn they were written in, then
+    written together, one write and flush per stream (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._held: dict[int, tuple[TextIO, list[str]]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None  # where the flush is due
+
+    def write(self, file: TextIO, line: str) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop in this thread: at once
+            file.write(line)
+            file.flush()
+            return
+        if self._loop is not loop:
+            if self._loop is not None:  # due on a loop that is gone (tests run many)
+                self.flush()
+            self._loop = loop
+            loop.call_soon(self.flush)
+        held = self._held.get(id(file))
+        if held is None:
+            self._held[id(file)] = (file, [line])
+        else:
+            held[1].append(line)
+
+    def flush(self) -> None:
+        self._loop = None
+        held, self._held = self._held, {}
+        for file, lines in held.values():
+            # Nowhere to report a stream that broke meanwhile; its lines are dropped.
+            with contextlib.suppress(ValueError, OSError):
+                file.write("".join(lines))
+                file.flush()
+
+
+LINES = TurnLines()
+atexit.register(LINES.flush)
+
+
 class _NamedWriter(structlog.WriteLogger):
-    """Writes rendered lines to a stream; carries its name for `add_logger_name`."""
+    """Writes rendered lines to a stream, by turn (`LINES`); carries its name for
+    `add_logger_name`."""
 
     def __init__(self, file: TextIO, name: str) -> None:
         super().__init__(file)
         self.name = name
+
+    def msg(self, message: str) -> None:
+        LINES.write(self._file, message + "\n")
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
+
+
+class _TurnHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stdlib handler whose lines go out by turn (`LINES`), as ours do."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            LINES.write(self.stream, self.format(record) + self.terminator)
+        except Exception:
+            self.handleError(record)
 
 
 class NamedWriterFactory:
@@ -248,7 +308,7 @@ def configure_logging(level: str = "info", stream: TextIO | None = None) -> None
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(out)
+    handler = _TurnHandler(out)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[
@@ -296,13 +356,12 @@ class CallbackLine:
     ) -> None:
         if not self._enabled:
             return
-        file = self._file or sys.stdout
         stamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-        file.write(
+        LINES.write(
+            self._file or sys.stdout,
             f'{{"kind": {encode_basestring_ascii(kind)}, '
             f'"outcome": {encode_basestring_ascii(outcome)}, '
             f'"delivery_id": {encode_basestring_ascii(delivery_id)}, '
             f'"entity_keys": {encode_basestring_ascii(entity_keys)}, '
-            f'"latency_ms": {latency_ms!r}{self._tail}{stamp}"}}\n'
+            f'"latency_ms": {latency_ms!r}{self._tail}{stamp}"}}\n',
         )
-        file.flush()

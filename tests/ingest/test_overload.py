@@ -9,11 +9,12 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import httpx
+import pytest
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
 from gateway.ingest.admission import AdaptiveLimit, Admission
-from gateway.ingest.overload import AdmissionMiddleware, admitting_protocol
+from gateway.ingest.overload import AdmissionMiddleware, OneWrite, admitting_protocol
 from tests.waiting import wait_for
 from tools.ports import free_port
 
@@ -97,3 +98,70 @@ async def test_every_place_comes_back_whatever_route_answered() -> None:
             assert (await client.post(path, content=b"{}")).status_code == 200
     assert admission.in_flight == 0
     assert refused == []
+
+
+class Wire:
+    """A transport that records what reaches the socket, one entry per write."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_extra_info(self, name: str) -> str:
+        return f"extra {name}"
+
+
+HEAD = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("calls", "on_the_wire", "closed"),
+    [
+        pytest.param([HEAD, b"ok"], [HEAD + b"ok"], False, id="head-and-body-in-one-write"),
+        pytest.param([HEAD, b""], [HEAD], False, id="empty-body-still-sends-the-head"),
+        pytest.param(
+            [CONTINUE, HEAD, b"ok"], [CONTINUE, HEAD + b"ok"], False, id="interim-100-not-held"
+        ),
+        pytest.param([HEAD, b"o", b"k"], [HEAD + b"o", b"k"], False, id="later-parts-as-they-come"),
+        pytest.param([HEAD, "close"], [HEAD], True, id="closing-writes-the-held-head-first"),
+        pytest.param(["close"], [], True, id="closing-with-nothing-held"),
+    ],
+)
+def test_an_answer_leaves_in_one_write(
+    calls: list[bytes | str], on_the_wire: list[bytes], closed: bool
+) -> None:
+    wire = Wire()
+    transport = OneWrite(wire)
+    for call in calls:
+        if call == "close":
+            transport.close()
+        else:
+            assert isinstance(call, bytes)
+            transport.write(call)
+    assert wire.writes == on_the_wire
+    assert transport.is_closing() is closed
+    assert transport.get_extra_info("peername") == "extra peername"  # the rest passes through
+
+
+async def test_webhook_answers_arrive_whole_over_a_socket_head_requests_too() -> None:
+    admission = Admission(AdaptiveLimit(target_lag_s=0.01, min_limit=4, max_limit=4, initial=4))
+    app, refused = HeldApp(), list[bytes]()
+    app.release.set()
+    async with serving(app, admission, refused) as url, httpx.AsyncClient(base_url=url) as client:
+        posted = await client.post("/webhooks/oc/outbound", content=b"{}")
+        headed = await client.head("/webhooks/oc/outbound")
+        again = await client.post("/webhooks/oc/outbound", content=b"{}")
+    assert (posted.status_code, posted.content) == (200, b"ok")
+    assert (headed.status_code, headed.content) == (200, b"")
+    assert (again.status_code, again.content) == (200, b"ok")
+    assert admission.in_flight == 0
