@@ -347,6 +347,7 @@ def _faults_md(f: dict[str, Any]) -> list[str]:
         "raw duplicates",
         "not enriched / followed up",
         "out of order (typed / raw)",
+        "gateway log (Unclosed / ERROR lines)",
         "recovery",
     ]
     rows = []
@@ -367,16 +368,36 @@ def _faults_md(f: dict[str, Any]) -> list[str]:
                 str(a["duplicates_raw"]),
                 f"{_fmt(a['not_enriched'])} / {_fmt(a['follow_ups'])}",
                 _order(a),
+                _log_cell(run.get("gateway_log")),
                 recovery or "-",
             ]
         )
     lines += _table(header, rows)
+    lines += _duplicates_md(f["scenarios"])
     for name, run in f["scenarios"].items():
         if "replicas" in run:
             lines += _replicas_md(name, run)
     for name in f["scenarios"]:
         lines += [f"![{name}: throughput over time](fault-{name}.png)", ""]
     return lines
+
+
+def _log_cell(found: dict[str, int] | None) -> str:
+    if found is None:
+        return "-"  # a run from before the gateway's log was read
+    return f"{found['unclosed']} / {found['error_lines']}"
+
+
+def _duplicates_md(scenarios: dict[str, Any]) -> list[str]:
+    """Where each duplicated typed event's copies are, for the runs that had any."""
+    lines: list[str] = []
+    for name, run in scenarios.items():
+        for dup in run.get("duplicates_seen") or []:
+            copies = ", ".join(f"{c['where']} at {_fmt(c['at_s'])} s" for c in dup["copies"])
+            lines.append(f"- {name}: `{dup['ce_type']}` {dup['ce_id']} on {dup['topic']}: {copies}")
+    if not lines:
+        return []
+    return ["", "Typed events seen more than once (first ten of each run):", "", *lines, ""]
 
 
 def _order(a: dict[str, Any]) -> str:
