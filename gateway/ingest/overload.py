@@ -141,10 +141,6 @@ class OneWrite:
             self._transport.write(head)
         self._transport.close()
 
-    def is_closing(self) -> bool:
-        closing: bool = self._transport.is_closing()
-        return closing
-
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
 

@@ -47,7 +47,7 @@ class TurnLines:
     written together, one write and flush per stream (see the module docstring)."""
 
     def __init__(self) -> None:
-        self._held: dict[int, tuple[TextIO, list[str]]] = {}
+        self._held: dict[TextIO, list[str]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None  # where the flush is due
 
     def write(self, file: TextIO, line: str) -> None:
@@ -62,16 +62,12 @@ class TurnLines:
                 self.flush()
             self._loop = loop
             loop.call_soon(self.flush)
-        held = self._held.get(id(file))
-        if held is None:
-            self._held[id(file)] = (file, [line])
-        else:
-            held[1].append(line)
+        self._held.setdefault(file, []).append(line)
 
     def flush(self) -> None:
         self._loop = None
         held, self._held = self._held, {}
-        for file, lines in held.values():
+        for file, lines in held.items():
             # Nowhere to report a stream that broke meanwhile; its lines are dropped.
             with contextlib.suppress(ValueError, OSError):
                 file.write("".join(lines))
