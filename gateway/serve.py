@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import Literal
 
 import uvicorn
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from gateway.app import create_app, create_ops_app
 from gateway.errors import ConfigurationError
@@ -60,7 +60,7 @@ class _Server(uvicorn.Server):
 
 
 def _config(
-    app: Starlette,
+    app: ASGIApp,
     settings: Settings,
     port: int,
     lifespan: Literal["on", "off"],
@@ -77,6 +77,9 @@ def _config(
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
         timeout_keep_alive=30,
         server_header=False,
+        # X-Forwarded-For is the verifier's to read, from GATEWAY_TRUSTED_PROXIES only;
+        # uvicorn's own handling would trust 127.0.0.1 (FORWARDED_ALLOW_IPS) on top.
+        proxy_headers=False,
     )
 
 

@@ -14,7 +14,7 @@ A webhook answer leaves in one write: uvicorn writes the status line and headers
 the body, two write(2)s and two TCP segments for a few hundred bytes; the cycle's
 transport here holds the head until the body comes (`OneWrite`).
 
-`AdmissionMiddleware` wraps the webhook app: it takes a place for a request the
+`AdmissionMiddleware` wraps the webhook endpoint: it takes a place for a request the
 protocol did not admit (in-process tests, another server), refuses with the same 503
 when there is none, and gives every place back when the answer is sent, whatever route
 answered.
@@ -37,6 +37,7 @@ from gateway.ingest.admission import Admission
 ADMITTED: Final = "gateway.admitted"
 """Key in the ASGI scope's extensions of a request that already holds its place."""
 WEBHOOK_PREFIX: Final = b"/webhooks/"
+WEBHOOK_PREFIX_TEXT: Final = WEBHOOK_PREFIX.decode()
 RETRY_AFTER_S: Final = 1
 
 

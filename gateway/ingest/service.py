@@ -1,6 +1,6 @@
 """Accept one callback: verify the raw bytes, check them, store them, then say so.
 
-No HTTP here (routes.py does that) and nothing slow: no OC call, no enrichment. The
+No HTTP here (endpoint.py does that) and nothing slow: no OC call, no enrichment. The
 answer to OC is produced only after the log confirmed the raw record(s).
 """
 
