@@ -84,15 +84,16 @@ class Received:
     trace: Headers = ()  # traceparent of the callback's span, when tracing is on
 
     def headers(self, **extra: str) -> Headers:
-        base = {
-            H_DELIVERY_ID: self.delivery_id,
-            H_RECEIVED_AT: self.received_at.astimezone(UTC).isoformat(),
-            H_KIND: self.kind,
-            H_VERIFIED: ",".join(self.verified),
-            H_CONTENT_TYPE: self.content_type or "application/json",
-            **extra,
-        }
-        return tuple((name, value.encode()) for name, value in base.items()) + self.trace
+        base: Headers = (
+            (H_DELIVERY_ID, self.delivery_id.encode()),
+            (H_RECEIVED_AT, self.received_at.astimezone(UTC).isoformat().encode()),
+            (H_KIND, self.kind.encode()),
+            (H_VERIFIED, ",".join(self.verified).encode()),
+            (H_CONTENT_TYPE, (self.content_type or "application/json").encode()),
+        )
+        if extra:
+            base += tuple((name, value.encode()) for name, value in extra.items())
+        return base + self.trace
 
 
 def raw_records(received: Received, keys: list[str], raw_topic: str) -> list[Record]:

@@ -107,10 +107,22 @@ class Verifier:
         self._allowed = _networks(settings.allowed_source_cidrs)
         self._proxies = _networks(settings.trusted_proxies)
         self.replays = ReplayCache(ttl_s=2 * self._tolerance_s)
-        self.insecure = settings.insecure_allow_unverified and not self.methods
+        self._methods = self._configured()
+        self.insecure = settings.insecure_allow_unverified and not self._methods
+        # In this order, each configured method once (the cheap ones first).
+        checks: list[tuple[str, Callable[[Delivery], str]]] = [
+            ("source_ip", self._check_source),
+            ("path_token", self._check_path_token),
+            ("oc_signature", self._check_oc_signature),
+            ("standard_webhooks", self._check_standard_webhooks),
+        ]
+        self._checks = [(name, check) for name, check in checks if name in self._methods]
 
     @property
     def methods(self) -> tuple[str, ...]:
+        return self._methods
+
+    def _configured(self) -> tuple[str, ...]:
         names = []
         if self._check_oc:
             names.append("oc_signature")
@@ -144,22 +156,15 @@ class Verifier:
 
     def verify(self, delivery: Delivery) -> Verdict:
         """Check every configured method against the raw delivery."""
-        if not self.methods:
+        if not self._methods:
             if self.insecure:
                 return Verdict(True, ("insecure",))
             return Verdict(False, (), "none", "no verification configured")
-        checks: list[tuple[str, Callable[[Delivery], str]]] = [
-            ("source_ip", self._check_source),
-            ("path_token", self._check_path_token),
-            ("oc_signature", self._check_oc_signature),
-            ("standard_webhooks", self._check_standard_webhooks),
-        ]
-        for name, check in checks:
-            if name in self.methods:
-                reason = check(delivery)
-                if reason:
-                    return Verdict(False, (), name, reason)
-        return Verdict(True, self.methods)
+        for name, check in self._checks:
+            reason = check(delivery)
+            if reason:
+                return Verdict(False, (), name, reason)
+        return Verdict(True, self._methods)
 
     def accepted(self, delivery: Delivery) -> None:
         """Remember a durably accepted delivery so a replay of it is refused."""
