@@ -1,4 +1,4 @@
-"""python -m bench {bench,faults,trace,install}: see bench/README.md."""
+"""python -m bench {bench,faults,trace,ab,profile,report,install}: see bench/README.md."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import benchmark, faults, profile, report
+from bench import ab, benchmark, faults, profile, report
 from bench import trace as trace_bench
 from bench.disk import can_mount, in_own_namespaces
 from bench.install import ensure_vegeta
@@ -120,8 +120,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     run_profile.add_argument("--rate", type=int, default=800)
     run_profile.add_argument("--seconds", type=float, default=15.0)
+    run_ab = sub.add_parser("ab", help="ingest saturation of commits, interleaved")
+    run_ab.add_argument("--rev", action="append", required=True, help="a commit ('.': the tree)")
+    run_ab.add_argument("--rounds", type=int, default=ab.Plan.rounds)
+    run_ab.add_argument("--seconds", type=float, default=ab.Plan.seconds)
+    run_ab.add_argument("--mode", choices=("kafka-ingest", "embedded-ingest"), default=ab.Plan.mode)
     args = parser.parse_args(argv)
 
+    if args.command == "ab":
+        out = _run_dir("ab")
+        plan = ab.Plan(tuple(args.rev), args.rounds, args.seconds, args.mode)
+        figures = asyncio.run(ab.run(plan, out, ensure_vegeta().path))
+        (out / "ab.json").write_text(json.dumps(figures, indent=2))
+        print(json.dumps(figures, indent=2))
+        return 0
     if args.command == "report":
         report.rebuild(args.results)
         print(f"results: {args.results / 'summary.md'}")

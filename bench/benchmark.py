@@ -347,9 +347,9 @@ async def bench_bare(ctx: Context) -> dict[str, Any]:
     try:
         for rate in plan.rates:
             print(f"[bare] {rate}/s for {plan.bare_step_s:.0f} s", flush=True)
-            steps.append(await _attack_only(ctx, app, url, f"bare-{rate}", rate, plan.bare_step_s))
+            steps.append(await attack_only(ctx, app, url, f"bare-{rate}", rate, plan.bare_step_s))
         print(f"[bare] saturation for {plan.saturation_s:.0f} s", flush=True)
-        saturation = await _attack_only(
+        saturation = await attack_only(
             ctx, app, url, "bare-saturation", 0, plan.saturation_s, plan.saturation_workers
         )
     finally:
@@ -357,7 +357,7 @@ async def bench_bare(ctx: Context) -> dict[str, Any]:
     return {"rates": steps, "saturation": saturation}
 
 
-async def _attack_only(
+async def attack_only(
     ctx: Context, app: Service, url: str, name: str, rate: int, seconds: float, workers: int = 64
 ) -> dict[str, Any]:
     path, _ = await asyncio.to_thread(_targets, ctx, name, url, rate or 6000, seconds)

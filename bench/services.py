@@ -53,6 +53,8 @@ class Service:
     log_path: Path
     ready_url: str
     process: subprocess.Popen[bytes] | None = None
+    repo: Path = REPO
+    """The checkout whose code runs (another one's, for an A/B comparison)."""
 
     @property
     def pid(self) -> int:
@@ -66,12 +68,12 @@ class Service:
                 list(self.argv),
                 # The code of the tree this harness sits in, also when that is a git
                 # worktree and the virtual environment's editable install points elsewhere.
-                env={**os.environ, "PYTHONPATH": str(REPO), **self.env},
+                env={**os.environ, "PYTHONPATH": str(self.repo), **self.env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                cwd=REPO,
+                cwd=self.repo,
             )
         if not wait_until(self.ready_url, timeout_s, self.process):
             self.kill()
@@ -172,7 +174,13 @@ class GatewayConfig:
 class Gateway(Service):
     """`gateway serve` with a config; keeps its ports across restarts."""
 
-    def __init__(self, config: GatewayConfig, log_path: Path, profile: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        log_path: Path,
+        profile: Path | None = None,
+        repo: Path = REPO,
+    ) -> None:
         self.config = config
         self.port, self.metrics_port = free_ports(2)
         argv = [str(VENV_BIN / "gateway"), "serve"]
@@ -188,6 +196,7 @@ class Gateway(Service):
             config.env(self.port, self.metrics_port),
             log_path,
             f"http://127.0.0.1:{self.port}/readyz",
+            repo=repo,
         )
 
     @property
