@@ -169,6 +169,15 @@ class OcClient:
     def caller(self) -> OcCaller:
         return self.queries.caller
 
+    @property
+    def rate_per_s(self) -> float:
+        """The account's budget of requests per second."""
+        return self._settings.oc_rate_limit_per_s
+
+    async def ready(self, requests: int = 1) -> None:
+        """Return once `requests` enrichment look-ups asked now would go out at once."""
+        await self.caller.limiter.ready(Priority.ENRICH, requests)
+
     # --- enrichment look-ups --------------------------------------------------------------
     async def get_order(self, order_number: str) -> OcOutboundOrder | None:
         """The order as Outbound Order Query v2 reports it, or None if OC has no such order."""

@@ -13,6 +13,12 @@ the budget is tight:
 - strain: a 429 stops every request for its Retry-After (1 s when absent) and
   reconciliation for twice that; any other transient failure pauses reconciliation for
   `STRAIN_PAUSE_S`.
+
+`ready()` lets a caller with work to batch wait for the budget instead of queueing in
+it: it returns once a request of its priority could start now (none of them waits for
+the rate and a token is there). The processor begins its next batch then, so the
+records that arrive while the budget is spent join that batch's look-ups instead of
+waiting behind look-ups of their own.
 """
 
 from __future__ import annotations
@@ -53,10 +59,16 @@ class TokenBucket:
     def take(self, now: float, reserve: float = 0.0) -> float:
         """Take one token when at least `1 + reserve` are there and return 0; otherwise
         take nothing and return the seconds until that many will be there."""
+        wait = self.wait(now, reserve)
+        if wait == 0.0:
+            self.tokens -= 1.0
+        return wait
+
+    def wait(self, now: float, reserve: float = 0.0) -> float:
+        """The seconds until `1 + reserve` tokens are there (0: now), taking nothing."""
         self._refill(now)
         needed = 1.0 + reserve
         if self.tokens >= needed:
-            self.tokens -= 1.0
             return 0.0
         return (needed - self.tokens) / self.rate
 
@@ -124,6 +136,10 @@ class AccountLimiter:
         self.bucket = TokenBucket(rate_per_s, burst, clock.monotonic())
         self._reserve = {Priority.ENRICH: 0.0, Priority.RECONCILE: (burst - 1.0) / 2}
         self._paused_until = dict.fromkeys(Priority, -math.inf)
+        self._pacing = dict.fromkeys(Priority, 0)  # requests waiting for the rate
+        self._paced: dict[Priority, asyncio.Event] = {p: asyncio.Event() for p in Priority}
+        for event in self._paced.values():
+            event.set()
 
     @asynccontextmanager
     async def slot(self, priority: Priority) -> AsyncIterator[None]:
@@ -136,13 +152,39 @@ class AccountLimiter:
             self.gate.release(priority)
 
     async def _pace(self, priority: Priority) -> None:
-        while True:
-            now = self._clock.monotonic()
-            wait = self._paused_until[priority] - now
-            if wait <= 0:
-                wait = self.bucket.take(now, self._reserve[priority])
+        self._pacing[priority] += 1
+        self._paced[priority].clear()
+        try:
+            while True:
+                now = self._clock.monotonic()
+                wait = self._paused_until[priority] - now
                 if wait <= 0:
-                    return
+                    wait = self.bucket.take(now, self._reserve[priority])
+                    if wait <= 0:
+                        return
+                await self._clock.sleep(wait)
+        finally:
+            self._pacing[priority] -= 1
+            if not self._pacing[priority]:
+                self._paced[priority].set()
+
+    async def ready(self, priority: Priority = Priority.ENRICH, requests: int = 1) -> None:
+        """Return once `requests` requests of `priority` could start now: none of its
+        priority is waiting for the rate, no pause holds it, and the tokens are there.
+        Takes nothing."""
+        while True:
+            if self._pacing[priority]:
+                await self._paced[priority].wait()
+                continue
+            now = self._clock.monotonic()
+            wait = max(
+                self._paused_until[priority] - now,
+                self.bucket.wait(
+                    now, self._reserve[priority] + min(requests, self.bucket.burst) - 1
+                ),
+            )
+            if wait <= 0:
+                return
             await self._clock.sleep(wait)
 
     def throttled(self, retry_after_s: float | None) -> None:

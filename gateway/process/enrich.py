@@ -50,6 +50,11 @@ class Enricher(Protocol):
         """Every need's entity and stock, as far as OC answered within `deadline_s`."""
         ...
 
+    async def ready(self) -> None:
+        """Return once look-ups asked now would go out at once (OC's budget has room and
+        none are waiting for it); at once when enrichment is off."""
+        ...
+
 
 class NoEnrichment:
     """Enrichment switched off (no OC base URL): events say `not_requested`."""
@@ -60,3 +65,6 @@ class NoEnrichment:
 
     async def enrich(self, needs: Sequence[Need], deadline_s: float) -> Mapping[Need, Enriched]:
         return {}
+
+    async def ready(self) -> None:
+        return None

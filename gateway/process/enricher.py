@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import Awaitable, Collection, Iterable, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
@@ -85,10 +86,22 @@ class OcEnricher:
     def __init__(self, client: OcClient, clock: Clock = SYSTEM_CLOCK) -> None:
         self._client = client
         self._clock = clock
+        self._last_turn = -math.inf
 
     @property
     def enabled(self) -> bool:
         return True
+
+    async def ready(self) -> None:
+        """A batch's turn: its two calls' share of OC's budget has passed since the last
+        turn, and the budget has room for them now. A batch begun sooner would spend the
+        next one's calls on the few records that came in between."""
+        calls = len(_STOCK_OF)  # a batch asks for its entities, then for their stock
+        wait = self._last_turn + calls / self._client.rate_per_s - self._clock.monotonic()
+        if wait > 0:
+            await self._clock.sleep(wait)
+        await self._client.ready(requests=calls)
+        self._last_turn = self._clock.monotonic()
 
     async def enrich(self, needs: Sequence[Need], deadline_s: float) -> dict[Need, Enriched]:
         if not needs:
@@ -101,9 +114,19 @@ class OcEnricher:
         entities = {
             part: self._start(part, [n.key for n in by_part.get(part, [])]) for part in _STOCK_OF
         }
+        # Stock of the SKUs the needs name goes out with the entities, unless some need of
+        # the part names none: its stock waits for the entities anyway, and then one call
+        # asks for every SKU (OC's budget is calls, not SKUs).
+        named_skus = {
+            part: [s for n in by_part.get(part, []) for s in n.skus] for part in _STOCK_OF.values()
+        }
+        deferred = {
+            part for part in _STOCK_OF.values() if any(not n.skus for n in by_part.get(part, []))
+        }
         named = {
-            part: self._start(part, [s for n in by_part.get(part, []) for s in n.skus])
-            for part in _STOCK_OF.values()
+            part: self._start(part, skus)
+            for part, skus in named_skus.items()
+            if part not in deferred
         }
         lookups = [*entities.values(), *named.values()]
         try:
@@ -111,7 +134,13 @@ class OcEnricher:
             # Needs that named no SKUs take their entity's, now that it is here.
             found = {part: lookup.answer() if lookup else None for part, lookup in entities.items()}
             later = {
-                stock: self._start(stock, self._entity_skus(entity, by_part.get(stock, []), found))
+                stock: self._start(
+                    stock,
+                    [
+                        *(named_skus[stock] if stock in deferred else ()),
+                        *self._entity_skus(entity, by_part.get(stock, []), found),
+                    ],
+                )
                 for entity, stock in _STOCK_OF.items()
             }
             lookups += later.values()
@@ -169,7 +198,11 @@ class OcEnricher:
         if entity is None:
             missing.append(need.entity_part)
         skus: Sequence[str] = need.skus or (_skus_of(raw) if raw is not None else ())
-        lookup = named.get(need.stock_part) if need.skus else later.get(need.stock_part)
+        lookup = (
+            named[need.stock_part]
+            if need.skus and need.stock_part in named
+            else later.get(need.stock_part)
+        )
         stock: tuple[StockLevel, ...] = ()
         if skus:
             rows = lookup.answer() if lookup is not None else None

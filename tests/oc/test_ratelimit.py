@@ -57,16 +57,17 @@ async def test_gate_hands_back_a_slot_of_a_cancelled_waiter() -> None:
     await gate.acquire(Priority.ENRICH)
 
 
+async def request(limiter: AccountLimiter, clock: FakeClock, entered: list[float]) -> None:
+    """One enrichment request: notes when the limiter let it in."""
+    async with limiter.slot(Priority.ENRICH):
+        entered.append(clock.monotonic())
+
+
 async def test_limiter_paces_requests_on_the_clock() -> None:
     clock = FakeClock()
     limiter = AccountLimiter(max_concurrency=10, rate_per_s=2.0, clock=clock)
     entered: list[float] = []
-
-    async def request() -> None:
-        async with limiter.slot(Priority.ENRICH):
-            entered.append(clock.monotonic())
-
-    tasks = [asyncio.create_task(request()) for _ in range(4)]
+    tasks = [asyncio.create_task(request(limiter, clock, entered)) for _ in range(4)]
     await until(lambda: len(entered) == 2 and clock.sleepers == 2)
     clock.advance(0.5)
     await until(lambda: len(entered) == 3)
@@ -100,3 +101,33 @@ async def test_throttling_pauses_everyone_and_reconciliation_twice_as_long() -> 
     clock.advance(3.0)
     await asyncio.gather(*tasks)
     assert entered == [Priority.ENRICH, Priority.RECONCILE]
+
+
+async def test_ready_waits_for_the_requests_pacing_and_for_a_token_but_takes_none() -> None:
+    clock = FakeClock()
+    limiter = AccountLimiter(max_concurrency=10, rate_per_s=2.0, clock=clock)
+    entered: list[float] = []
+    await limiter.ready()  # a full bucket: at once
+    # The burst, then one waits:
+    tasks = [asyncio.create_task(request(limiter, clock, entered)) for _ in range(3)]
+    await until(lambda: len(entered) == 2 and clock.sleepers == 1)
+    ready = asyncio.create_task(limiter.ready())
+    await until(lambda: clock.sleepers == 1)
+    assert not ready.done()  # a request waits for the rate: not ready
+    clock.advance(0.5)  # its token: it enters, the bucket is empty again
+    await until(lambda: len(entered) == 3 and clock.sleepers == 1)
+    assert not ready.done()  # now waiting for the next token
+    clock.advance(0.5)
+    await ready
+    assert limiter.bucket.tokens == 1.0  # ready took nothing
+    await asyncio.gather(*tasks)
+
+
+async def test_ready_waits_out_a_pause() -> None:
+    clock = FakeClock()
+    limiter = AccountLimiter(max_concurrency=4, rate_per_s=100.0, clock=clock)
+    limiter.throttled(2.0)
+    ready = asyncio.create_task(limiter.ready())
+    await until(lambda: clock.sleepers == 1)
+    clock.advance(2.0)
+    await ready

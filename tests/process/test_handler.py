@@ -59,6 +59,9 @@ class CannedOc:
             for need in needs
         }
 
+    async def ready(self) -> None:
+        return None
+
 
 def raw(
     order: str,
