@@ -236,9 +236,10 @@ class Settings(BaseSettings):
     processor_batch_size: int = Field(
         500,
         gt=0,
-        description="Most records per batch. A processor that fell behind takes up to this many "
-        "at once, in fewer and fuller OC look-ups and transactions; when it keeps up, a batch "
-        "is what arrived meanwhile.",
+        description="Most records per batch. Batches begin at the pace of OC's budget (two "
+        "look-ups' worth of GATEWAY_OC_RATE_LIMIT_PER_S), each with what arrived since the one "
+        "before, and those finished while a commit runs commit together; a processor that fell "
+        "behind takes up to this many at once.",
     )
     processor_concurrency: int = Field(
         16,

@@ -10,6 +10,10 @@ The thin I/O loop around the pure core, in three passes over the batch:
    events of what is news (mapping.py through the kind), and remember it; enrichment
    that did not come in time is owed as a follow-up (followups.py).
 
+The processor calls `begin` (passes 1 and 2 under way) as soon as it has fetched a
+batch, and `finish` (pass 3) when that batch's turn comes: a batch is read and its
+look-ups sent while the one before it still waits for OC.
+
 A record's state changes are kept only when the whole record succeeded. A record that
 fails is reported, not raised: a `ProcessingError` is permanent (the processor
 dead-letters it), anything else is a surprise the processor retries, and later records
@@ -80,6 +84,45 @@ DEFERRED: Final = Deferred()
 Handled = Done | Failed | Deferred
 
 
+@dataclass(frozen=True, slots=True)
+class Begun:
+    """A batch read, its enrichment under way (`RecordHandler.begin`)."""
+
+    records: Sequence[LogRecord]
+    read: list[list[Item[Any]] | BaseException]
+    enriching: asyncio.Future[Mapping[Need, Enriched] | None]
+
+    async def enriched(self) -> None:
+        """Wait until its look-ups are answered or their deadline passed; never raises."""
+        await asyncio.wait([self.enriching])
+
+    def cancel(self) -> None:
+        """The batch will not be finished: stop waiting for its look-ups (they are
+        shared and go on, filling the cache)."""
+        self.enriching.cancel()
+
+
+class WholeBatch:
+    """Base of a handler whose work all happens in `handle`: nothing of a batch runs
+    ahead of the batch before it, and it needs no budget to begin."""
+
+    async def handle(self, records: Sequence[LogRecord], view: StateView) -> list[Handled]:
+        raise NotImplementedError
+
+    async def begin(self, records: Sequence[LogRecord], view: StateView) -> Begun:
+        nothing: asyncio.Future[Mapping[Need, Enriched] | None] = (
+            asyncio.get_running_loop().create_future()
+        )
+        nothing.set_result(None)
+        return Begun(records, [], nothing)
+
+    async def finish(self, begun: Begun, view: StateView) -> list[Handled]:
+        return await self.handle(begun.records, view)
+
+    async def ready(self) -> None:
+        return None
+
+
 class Pacer:
     """Lets the event loop run other work at least every `SLICE_S` of CPU work."""
 
@@ -125,12 +168,26 @@ class RecordHandler:
 
     async def handle(self, records: Sequence[LogRecord], view: StateView) -> list[Handled]:
         """One result per record, in input order (see the module docstring)."""
+        return await self.finish(await self.begin(records, view), view)
+
+    async def begin(self, records: Sequence[LogRecord], view: StateView) -> Begun:
+        """Passes 1 and 2 started: the records read, and their enrichment asked for. The
+        processor begins a batch while the one before it still waits for OC; `view` may
+        not hold that one's changes yet, which only makes its items ask for look-ups they
+        turn out not to need."""
         pacer = Pacer()
         read: list[list[Item[Any]] | BaseException] = []
         for record in records:
             read.append(self._read(record))
             await pacer.tick()
-        enriched = await self._traced_enrich(records, read, view)
+        enriching = asyncio.ensure_future(self._traced_enrich(records, read, view))
+        return Begun(records, read, enriching)
+
+    async def finish(self, begun: Begun, view: StateView) -> list[Handled]:
+        """Pass 3, once the batch's enrichment is in: one result per record, in input order."""
+        records, read = begun.records, begun.read
+        enriched = await begun.enriching
+        pacer = Pacer()
         results: list[Handled] = []
         blocked: set[tuple[int, bytes | None]] = set()
         for record, items in zip(records, read, strict=True):
@@ -150,6 +207,10 @@ class RecordHandler:
             results.append(result)
             await pacer.tick()
         return results
+
+    async def ready(self) -> None:
+        """Return once a batch begun now would have its look-ups sent at once."""
+        await self._enricher.ready()
 
     async def follow_ups(self, view: StateView, now_ms: int) -> dict[int, list[Record]]:
         """Outputs for follow-up enrichments that are due, by raw partition."""

@@ -1,21 +1,23 @@
 """The processor loop: fetch a batch of raw records, turn them into events, commit.
 
 The handler turns a whole batch into outputs (handler.py); the loop here does the I/O
-around it. Records of one key are handled in order; different keys together. A batch's
-events, its state changelog and its input positions are committed together (a Kafka
-transaction per partition, or one SQLite transaction). While a batch commits, the next
-one is fetched and processed on top of its state; the next commit waits for it. If a
-commit fails, the consumer is rebuilt: state is reloaded from the changelog and the
-records are read again from the committed positions, so nothing is skipped and nothing
-doubled.
+around it. Records of one key are handled in order; different keys together. Batches
+overlap in three steps: while a batch waits for OC, the reader (reading.py) fetches
+the next one and sends its look-ups, at the pace of OC's budget; a batch is finished
+(decided and built on top of the state of every batch before it) once its look-ups are
+in; and while it commits, the next one is finished, whose commit waits for it. A
+batch's events, its state changelog and its input positions are committed together (a
+Kafka transaction per partition, or one SQLite transaction). If a commit fails, the
+consumer is rebuilt: state is reloaded from the changelog and the records are read
+again from the committed positions, so nothing is skipped and nothing doubled.
 
 A record the handler could not handle is retried by the shared retry policy
 (gateway/retry.py: jittered backoff, `processor_max_attempts` in all) and then
 dead-lettered with the reason; a `ProcessingError` is dead-lettered at once. A
 rebalance or a stop cuts a retry wait short: the batch is abandoned (never committed,
 its state never applied) and read again by whoever owns its partitions. A batch
-fetched before a rebalance is not processed after it: it is dropped and read again from
-the committed positions.
+fetched before a rebalance is not processed after it: it is dropped, with the batch the
+reader began after it, and both are read again from the committed positions.
 """
 
 from __future__ import annotations
@@ -34,9 +36,11 @@ from gateway.errors import LogUnavailable
 from gateway.log.base import Log, LogConsumer, LogRecord, Record, TopicPartition
 from gateway.ops.logs import get_logger
 from gateway.ops.metrics import Children, Metrics
+from gateway.process.commits import GroupCommit, Work
 from gateway.process.decide import forgettable
 from gateway.process.dlq import dead_letter
-from gateway.process.handler import Deferred, Done, Failed, Handled
+from gateway.process.handler import Begun, Deferred, Done, Failed, Handled
+from gateway.process.reading import Fetched, Handoff, read
 from gateway.process.state import StateStore, StateView
 from gateway.retry import Backoff, RetryPolicy
 from gateway.settings import Settings
@@ -44,6 +48,11 @@ from gateway.settings import Settings
 logger = get_logger("gateway.process")
 
 _FETCH_TIMEOUT_S: Final = 0.5
+COMMIT_BACKLOG_RECORDS: Final = 5000
+"""Output records waiting for a commit past which the loop waits for the commits."""
+PIPELINE_DEPTH: Final = 3
+"""Batches the reader may have begun that the loop has not taken yet; what paces it is
+OC's budget (`Handler.ready`)."""
 _LAG_INTERVAL_S: Final = 5.0
 _EXPIRY_INTERVAL_S: Final = 600.0
 RECORD_RETRY_BASE_S: Final = 0.05
@@ -58,6 +67,18 @@ class Handler(Protocol):
     async def handle(self, records: Sequence[LogRecord], view: StateView) -> list[Handled]:
         """One result per record, in input order: `Done`, `Failed` (state untouched) or
         `Deferred` (an earlier record of its entity failed and is retried first)."""
+        ...
+
+    async def begin(self, records: Sequence[LogRecord], view: StateView) -> Begun:
+        """`handle`'s work that can run ahead of the batches before (reading, asking OC)."""
+        ...
+
+    async def finish(self, begun: Begun, view: StateView) -> list[Handled]:
+        """The rest of `handle`, on top of the state of every batch before."""
+        ...
+
+    async def ready(self) -> None:
+        """Return once a batch begun now would have its look-ups sent at once."""
         ...
 
     async def follow_ups(self, view: StateView, now_ms: int) -> dict[int, list[Record]]:
@@ -108,21 +129,21 @@ class Processor:
         self._consumer: LogConsumer | None = None
         self._last_lag = 0.0
         self._last_expiry = clock.monotonic()
-        self._in_flight: asyncio.Task[None] | None = None  # the previous batch's commit
-        # Bumped by every revocation and assignment: a batch fetched before a rebalance
+        self._commits: GroupCommit | None = None  # the consumer's, while it runs
+        # Moved on by every revocation and assignment: a batch fetched before a rebalance
         # is not processed after it (see `_consume`).
-        self._assignments = 0
+        self._epoch = 0
 
     # --- AssignmentListener ---------------------------------------------------------------
     async def on_assigned(self, partitions: set[TopicPartition]) -> None:
-        self._assignments += 1
+        self._epoch += 1
         await self._store.load({tp for tp in partitions if tp[0] == self._raw_topic})
         logger.info("partitions assigned", partitions=sorted(p for _, p in partitions))
 
     async def on_revoked(self, partitions: set[TopicPartition]) -> None:
         # Wait for the batch in flight to commit before another member takes over; a
         # batch waiting to retry a record is abandoned instead of holding the handover.
-        self._assignments += 1
+        self._epoch += 1
         self._interrupt.set()
         try:
             async with self._batch_lock:
@@ -165,63 +186,109 @@ class Processor:
         self._interrupt.set()
 
     async def _consume(self, consumer: LogConsumer) -> None:
+        self._commits = GroupCommit(consumer.commit, self._committed)
+        handoff = Handoff(PIPELINE_DEPTH)
+        reader = self._start_reading(consumer, handoff)
         try:
             while not self._stopping.is_set():
-                assignments = self._assignments
-                records = await consumer.fetch(
-                    self._settings.processor_batch_size, _FETCH_TIMEOUT_S
-                )
                 try:
-                    async with self._batch_lock:
-                        if records and self._assignments != assignments:
-                            await self._refetch(consumer, records)
-                            continue
-                        if self._in_flight is not None and self._in_flight.done():
-                            # A failed commit surfaces now, not only when the next records
-                            # come: after it, nothing may arrive until it is retried.
-                            await self._settle()
-                        await self._process_batch(consumer, records)
-                        await self._expire_state(consumer)
+                    async with asyncio.timeout(_FETCH_TIMEOUT_S):
+                        fetched = await handoff.take()
+                except TimeoutError:  # nothing came: follow-ups that are due, expiry, lag
+                    fetched = Fetched(self._epoch)
+                if fetched.error is not None:
+                    raise fetched.error
+                try:
+                    overtaken = not await self._finish(consumer, fetched)
                 except _Abandoned:
-                    async with self._batch_lock:  # after the revocation that cut it short
-                        await self._settle()
-                        if not self._stopping.is_set():
-                            await consumer.rewind()
-                    continue
-                if self._in_flight is None:  # a commit in flight counts once it went through
-                    self._restarts.succeeded()
-                await self._report_lag(consumer)
+                    overtaken = False
+                else:
+                    if not overtaken:
+                        if self._commits.idle:  # a commit in flight counts once done
+                            self._restarts.succeeded()
+                        await self._report_lag(consumer)
+                        continue
+                # Read again from the committed positions: this batch and the one the
+                # reader began after it.
+                await self._stop_reading(reader, handoff)
+                async with self._batch_lock:  # after the rebalance or stop that cut it short
+                    await self._settle()
+                    if not self._stopping.is_set():
+                        await consumer.rewind()
+                if overtaken:
+                    logger.info(
+                        "batch fetched before a rebalance dropped; reading it again",
+                        records=len(fetched.records),
+                        partitions=sorted({r.partition for r in fetched.records}),
+                    )
+                reader = self._start_reading(consumer, handoff)
         finally:
+            await self._stop_reading(reader, handoff)
             await self._settle()  # on the way out too: the last batch commits or fails
 
-    async def _refetch(self, consumer: LogConsumer, records: Sequence[LogRecord]) -> None:
-        """Drop a batch a rebalance overtook, and read again from the committed positions.
-
-        Records handed over before a revocation may be processed only after it: the loop
-        waits for the batch lock while the revocation holds it, and a fetch can span a
-        whole rebalance. Their partitions may be another member's by then, or this one's
-        again, with positions reset to the committed offsets and state reloaded without
-        them. Processed against that state and committed by the new producer, they would
-        be published twice (the second time when read again from the committed offset)."""
-        await self._settle()
-        if not self._stopping.is_set():
-            await consumer.rewind()
-        logger.info(
-            "batch fetched before a rebalance dropped; reading it again",
-            records=len(records),
-            partitions=sorted({r.partition for r in records}),
+    def _start_reading(self, consumer: LogConsumer, handoff: Handoff) -> asyncio.Task[None]:
+        return asyncio.create_task(
+            read(
+                consumer,
+                handoff,
+                ready=self._handler.ready,
+                begin=lambda records: self._handler.begin(records, StateView(self._store)),
+                epoch=lambda: self._epoch,
+                batch_size=self._settings.processor_batch_size,
+                fetch_timeout_s=_FETCH_TIMEOUT_S,
+            ),
+            name="processor-reader",
         )
 
-    async def _settle(self) -> None:
-        """Wait for the commit in flight; its failure (LogUnavailable) surfaces here."""
-        task, self._in_flight = self._in_flight, None
-        if task is not None:
-            await task
+    @staticmethod
+    async def _stop_reading(reader: asyncio.Task[None], handoff: Handoff) -> None:
+        """Stop the reader and drop the batch it began; its records are read again."""
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+        handoff.clear()
 
-    async def _process_batch(self, consumer: LogConsumer, records: Sequence[LogRecord]) -> None:
+    async def _finish(self, consumer: LogConsumer, fetched: Fetched) -> bool:
+        """Finish and hand over for commit one batch; False when a rebalance overtook it.
+
+        Records handed over before a revocation may be finished only after it: a fetch
+        can span a whole rebalance, and the loop waits for the batch lock while the
+        revocation holds it. Their partitions may be another member's by then, or this
+        one's again, with positions reset to the committed offsets and state reloaded
+        without them. Processed against that state and committed by the new producer,
+        they would be published twice (the second time when read again from the
+        committed offset); such a batch is dropped instead."""
+        if fetched.begun is not None:  # wait for OC without holding up a rebalance
+            await fetched.begun.enriched()
+        async with self._batch_lock:
+            if fetched.records and fetched.epoch != self._epoch:
+                fetched.drop()
+                return False
+            if self._commits is not None and not self._commits.idle and self._commits.done:
+                # A failed commit surfaces now, not only when the next records come:
+                # after it, nothing may arrive until it is retried.
+                await self._settle()
+            await self._process_batch(consumer, fetched)
+            await self._expire_state(consumer)
+        return True
+
+    async def _settle(self) -> None:
+        """Wait for the commits in flight; a failure (LogUnavailable) surfaces here."""
+        if self._commits is not None:
+            await self._commits.settle()
+
+    def _committed(self, work: Work) -> None:
+        self._restarts.succeeded()
+        self._count_published(work.published)
+        now = time.perf_counter()
+        for started in work.started:
+            self._metrics.batch_duration.observe(now - started)
+
+    async def _process_batch(self, consumer: LogConsumer, fetched: Fetched) -> None:
         started = time.perf_counter()
+        records = fetched.records
         view = StateView(self._store)
-        done = await self._handle(records, view)
+        done = await self._handle(records, view, fetched.begun)
         due = await self._handler.follow_ups(view, int(self._clock.time() * 1000))
         outputs: dict[TopicPartition, list[Record]] = {}
         positions: dict[TopicPartition, int] = {}
@@ -235,25 +302,25 @@ class Processor:
         if not positions and not any(outputs.values()):
             return
         view.apply()  # the next batch builds on this state while this one commits
-        await self._settle()  # commits stay in order: the previous one first
+        assert self._commits is not None
+        self._commits.add(outputs, positions, published, started if records else None)
+        if self._commits.waiting > COMMIT_BACKLOG_RECORDS:
+            await self._settle()  # commits fall behind: finish no more until they caught up
 
-        async def commit() -> None:
-            await consumer.commit(outputs, positions)
-            self._restarts.succeeded()
-            self._count_published(published)
-            if records:
-                self._metrics.batch_duration.observe(time.perf_counter() - started)
-
-        self._in_flight = asyncio.create_task(commit(), name="processor-commit")
-
-    async def _handle(self, records: Sequence[LogRecord], view: StateView) -> list[Done]:
+    async def _handle(
+        self, records: Sequence[LogRecord], view: StateView, begun: Begun | None
+    ) -> list[Done]:
         """Every record handled or dead-lettered; failed records are tried again (with
         the records of their entity that waited for them) as the retry policy allows."""
         results: list[Done | None] = [None] * len(records)
         attempts = [0] * len(records)
         pending = list(range(len(records)))
         while pending:
-            handled = await self._handler.handle([records[i] for i in pending], view)
+            if begun is not None:  # the first attempt, begun by the reader
+                handled = await self._handler.finish(begun, view)
+                begun = None
+            else:
+                handled = await self._handler.handle([records[i] for i in pending], view)
             again: list[int] = []
             waits: list[float] = []
             for index, result in zip(pending, handled, strict=True):

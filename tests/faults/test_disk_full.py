@@ -25,7 +25,7 @@ import httpx
 from gateway.lifespan import Gateway
 from gateway.log.base import LogRecord, Record
 from gateway.log.sqlite import SqliteLog
-from gateway.process.handler import Handled
+from gateway.process.handler import Handled, WholeBatch
 from gateway.process.processor import Handler
 from gateway.process.state import StateView
 from tests.conftest import SettingsFactory
@@ -47,7 +47,7 @@ def callback(order: str, n: int) -> bytes:
     return outbound_callback(order, "SHIPPED", message_id=f"m-{order}-{n}", skus=SKUS)
 
 
-class FillsTheDisk:
+class FillsTheDisk(WholeBatch):
     """The processor's handler; while it handles MARKED, the disk fills up."""
 
     def __init__(self, inner: Handler, logs: list[SqliteLog], filled: asyncio.Event) -> None:

@@ -16,7 +16,7 @@ from gateway.commands.dlq import describe, redrive
 from gateway.commands.replay import replay
 from gateway.errors import ProcessingError
 from gateway.log.base import LogRecord, Record
-from gateway.process.handler import Failed, Handled
+from gateway.process.handler import Failed, Handled, WholeBatch
 from gateway.process.processor import Handler
 from gateway.process.state import StateView
 from gateway.settings import Settings
@@ -28,7 +28,7 @@ FINE = "OCO0000000000777GB"
 JSON = {"content-type": "application/json"}
 
 
-class FailsFor:
+class FailsFor(WholeBatch):
     """The processor's handler with a bug for one order (what a parser bug looks like)."""
 
     def __init__(self, inner: Handler, key: str, permanent: bool) -> None:

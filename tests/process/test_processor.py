@@ -6,7 +6,7 @@ nothing of the abandoned batch."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +17,8 @@ from gateway.log.sqlite import SqliteLog
 from gateway.log.sqlite_consumer import SqliteConsumer
 from gateway.ops.metrics import Metrics
 from gateway.process.dlq import H_ATTEMPTS, H_REASON
-from gateway.process.handler import Done, Failed, Handled
+from gateway.process.enrich import Enriched, Need
+from gateway.process.handler import Begun, Done, Failed, Handled, WholeBatch
 from gateway.process.processor import RECORD_RETRY_CAP_S, Processor
 from gateway.process.state import StateStore, StateView
 from gateway.settings import Settings
@@ -27,7 +28,7 @@ from tests.waiting import wait_for
 
 
 @dataclass
-class Flaky:
+class Flaky(WholeBatch):
     """Fails each record `failures` times, then copies it to `out` (the port's contract:
     one result per record, state untouched on failure)."""
 
@@ -202,3 +203,71 @@ async def _committed(log: SqliteLog, settings: Settings, expected: int) -> bool:
 
 async def _count(log: SqliteLog, name: str, expected: int) -> bool:
     return len(await topic(log, name)) == expected
+
+
+class HeldOc(WholeBatch):
+    """Copies each record to `out`; a batch's look-ups (begun by the reader) are answered
+    only when the test releases them, one batch at a time, and the budget is ready only
+    when the test says so."""
+
+    def __init__(self) -> None:
+        self.begun: list[list[bytes]] = []
+        self.answers: list[asyncio.Future[Mapping[Need, Enriched] | None]] = []
+        self.budget = asyncio.Event()
+        self.budget.set()
+        self.waiting = 0  # readers waiting for the budget
+
+    async def ready(self) -> None:
+        self.waiting += 1
+        try:
+            await self.budget.wait()
+        finally:
+            self.waiting -= 1
+
+    async def begin(self, records: Sequence[LogRecord], view: StateView) -> Begun:
+        self.begun.append([r.value for r in records])
+        answer: asyncio.Future[Mapping[Need, Enriched] | None] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self.answers.append(answer)
+        return Begun(records, [], answer)
+
+    async def handle(self, records: Sequence[LogRecord], view: StateView) -> list[Handled]:
+        return [Done([Record("out", r.value, r.key)]) for r in records]
+
+    async def follow_ups(self, view: StateView, now_ms: int) -> dict[int, list[Record]]:
+        return {}
+
+
+async def test_the_next_batch_begins_while_one_waits_for_oc_and_commits_after_it(
+    make_settings: SettingsFactory, log: SqliteLog
+) -> None:
+    settings = make_settings(processor_batch_size=2)
+    handler = HeldOc()
+    handler.budget.clear()
+    raw = settings.topic_raw
+    await log.append([Record(raw, b"a", b"k"), Record(raw, b"b", b"k")])
+    processor = Processor(settings, log, StateStore(log, "state"), handler, Metrics())
+    task = await run(processor)
+    try:
+        await wait_for(lambda: handler.waiting == 1, timeout_s=10)
+        assert handler.begun == []  # no batch begins before OC's budget has room
+        handler.budget.set()
+        await wait_for(lambda: handler.begun == [[b"a", b"b"]], timeout_s=10)
+        handler.budget.clear()  # OC's budget is spent again: the next batch waits for it
+        await wait_for(lambda: handler.waiting == 1, timeout_s=10)
+        await log.append([Record(raw, b"c", b"k"), Record(raw, b"d", b"k")])
+        handler.budget.set()  # and begins, with what came meanwhile, once there is room
+        await wait_for(lambda: handler.begun == [[b"a", b"b"], [b"c", b"d"]], timeout_s=10)
+        assert await topic(log, "out") == []  # nothing is finished before its look-ups
+        handler.answers[1].set_result({})  # the later batch's answers come first
+        handler.answers[0].set_result({})
+        await wait_for(lambda: _count(log, "out", 4), timeout_s=10)
+    finally:
+        for answer in handler.answers:  # so that the processor can stop, whatever failed
+            if not answer.done():
+                answer.set_result({})
+        await processor.stop()
+        await task
+    assert [r.value for r in await topic(log, "out")] == [b"a", b"b", b"c", b"d"]
+    assert await log.committed(settings.kafka_consumer_group, raw) == 4

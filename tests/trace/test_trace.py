@@ -13,7 +13,7 @@ import pytest
 from gateway.commands.trace import run_trace
 from gateway.errors import ProcessingError
 from gateway.log.base import LogRecord, Record
-from gateway.process.handler import Failed, Handled
+from gateway.process.handler import Failed, Handled, WholeBatch
 from gateway.process.processor import Handler
 from gateway.process.state import StateView
 from gateway.settings import Settings
@@ -30,7 +30,7 @@ BROKEN = "OCO0000000000666GB"
 JSON = {"content-type": "application/json"}
 
 
-class FailsFor:
+class FailsFor(WholeBatch):
     """The processor's handler with a bug for one order."""
 
     def __init__(self, inner: Handler) -> None:
