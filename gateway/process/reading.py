@@ -107,7 +107,9 @@ async def read(
             records = await consumer.fetch(batch_size, fetch_timeout_s)
             if not records:
                 continue
-            begun = await begin(records)
+            # A fetch a rebalance overtook (the first one of a new member, too) is only
+            # handed over for the loop to drop: nothing of it is read or asked of OC.
+            begun = await begin(records) if epoch() == fetched_in else None
         except Exception as exc:
             handoff.put(Fetched(fetched_in, error=exc))
             return

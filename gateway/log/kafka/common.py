@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from aiokafka.helpers import create_ssl_context
 
 from gateway.log.base import LogRecord, Record
+from gateway.log.kafka.partitioner import DefaultPartitioner
 from gateway.settings import Settings
+
+_PARTITIONER = DefaultPartitioner()
 
 
 def client_options(settings: Settings) -> dict[str, Any]:
@@ -34,13 +40,16 @@ def client_options(settings: Settings) -> dict[str, Any]:
 
 
 def to_log_record(message: Any) -> LogRecord:
+    headers = message.headers or ()
+    if not all(type(v) is bytes for _, v in headers):
+        headers = [(k, bytes(v)) for k, v in headers]
     return LogRecord(
         topic=message.topic,
         partition=message.partition,
         offset=message.offset,
         key=message.key,
         value=message.value if message.value is not None else b"",
-        headers=tuple((k, bytes(v)) for k, v in (message.headers or ())),
+        headers=tuple(headers),
         timestamp_ms=message.timestamp,
     )
 
@@ -55,3 +64,47 @@ async def send_record(producer: Any, record: Record) -> Any:
         partition=record.partition,
         timestamp_ms=record.timestamp_ms,
     )
+
+
+async def send_batches(producer: Any, records: Sequence[Record]) -> list[asyncio.Future[Any]]:
+    """Queue `records` as one batch per topic-partition (in order within each); returns
+    the futures of their delivery. For many records at once (a transaction's outputs):
+    a batch costs the producer about what one record does through `send`."""
+    grouped: dict[tuple[str, int], list[Record]] = {}
+    partitions: dict[str, list[int]] = {}
+    for record in records:
+        partition = record.partition
+        if partition is None:
+            known = partitions.get(record.topic)
+            if known is None:
+                known = partitions[record.topic] = sorted(
+                    await producer.partitions_for(record.topic)
+                )
+            partition = _PARTITIONER(record.key, known, known)
+        grouped.setdefault((record.topic, partition), []).append(record)
+    futures = []
+    for (topic, partition), batch in grouped.items():
+        builder = producer.create_batch()
+        for record in batch:
+            if _append(builder, record):
+                continue
+            if builder.record_count():  # full: send it, and start the next one
+                futures.append(await producer.send_batch(builder, topic, partition=partition))
+                builder = producer.create_batch()
+                if _append(builder, record):
+                    continue
+            # Larger than a batch may be: `send` says so (or sends it alone).
+            futures.append(await send_record(producer, replace(record, partition=partition)))
+        if builder.record_count():
+            futures.append(await producer.send_batch(builder, topic, partition=partition))
+    return futures
+
+
+def _append(builder: Any, record: Record) -> bool:
+    appended = builder.append(
+        timestamp=record.timestamp_ms,
+        key=record.key,
+        value=record.value,
+        headers=list(record.headers),
+    )
+    return appended is not None

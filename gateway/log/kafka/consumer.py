@@ -22,7 +22,7 @@ from aiokafka.errors import KafkaError
 from gateway.errors import LogUnavailable
 from gateway.log.base import AssignmentListener, LogRecord, Record
 from gateway.log.base import TopicPartition as TP
-from gateway.log.kafka.common import send_record, to_log_record
+from gateway.log.kafka.common import send_batches, to_log_record
 from gateway.log.kafka.partitioner import DefaultPartitioner
 from gateway.ops.logs import get_logger
 from gateway.settings import Settings
@@ -326,7 +326,7 @@ class KafkaConsumer:
             raise LogUnavailable(f"partition {tp} is not owned here (revoked, or still starting)")
         try:
             async with producer.transaction():
-                futures = [await send_record(producer, record) for record in outputs]
+                futures = await send_batches(producer, outputs)
                 if position is not None:
                     await producer.send_offsets_to_transaction(
                         {TopicPartition(*tp): position}, self._group
