@@ -244,8 +244,9 @@ class Settings(BaseSettings):
     processor_concurrency: int = Field(
         16,
         gt=0,
-        description="Entities processed at once. Bounds how long a batch keeps the event "
-        "loop from answering callbacks when ingest and processor share a process.",
+        description="No effect (deprecated): the processor works on whole batches in CPU "
+        "slices of 2 ms, so callbacks sharing its process are answered between them. Kept "
+        "so that configurations that set it still load.",
     )
     processor_max_attempts: int = Field(
         5, gt=0, description="Attempts before a failing record goes to the DLQ."
