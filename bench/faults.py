@@ -190,6 +190,18 @@ _FAULT_MARKS = {  # scenario -> (the mark the fault began at, the mark it ended 
 }
 
 
+def answers_200_again(answers: list[vegeta.Answer], start: float) -> float | None:
+    """When 200s came back for good: the first 200 answered to a request sent after the last
+    refusal since `start` (a few 200s among the first refusals, while a cap is being crossed,
+    are not a recovery). None when nothing was refused or nothing was accepted after."""
+    refused = [a.sent_at for a in answers if a.code != 200 and a.sent_at >= start]
+    if not refused:
+        return None
+    last = max(refused)
+    later = [a.sent_at + a.latency_s for a in answers if a.code == 200 and a.sent_at > last]
+    return min(later) if later else None
+
+
 def _recovery(
     name: str,
     run: Run,
@@ -204,15 +216,9 @@ def _recovery(
         return {}
     out: dict[str, float] = {}
     if name in ("gateway-sigkill", "spool-full", "disk-full"):
-        start = run.marks.get(start_label, end)
-        refused = [a.sent_at for a in answers if a.code != 200 and a.sent_at >= start]
-        later_ok = [
-            a.sent_at + a.latency_s
-            for a in answers
-            if a.code == 200 and refused and a.sent_at > min(refused)
-        ]
-        if refused and later_ok:
-            out["answers_200_again"] = round(min(later_ok) - end, 2)
+        again = answers_200_again(answers, run.marks.get(start_label, end))
+        if again is not None:
+            out["answers_200_again"] = round(again - end, 2)
     before = [seen[d] for d, at in accepted.items() if at <= end and d in seen]
     if before:
         out["events_caught_up"] = round(max(0.0, max(before) - end), 2)
