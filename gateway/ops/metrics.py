@@ -301,7 +301,8 @@ class Metrics:
         self.batch_duration = self._track(
             Histogram,
             "gateway_processor_batch_duration_seconds",
-            "Time to process and commit one batch.",
+            "Time from a batch's look-ups being in to its commit (batches finished while a "
+            "commit runs share the next one).",
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
