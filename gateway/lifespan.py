@@ -208,7 +208,15 @@ class Gateway:
             )
             if self.wrap_handler is not None:
                 handler = self.wrap_handler(handler)
-            self.processor = Processor(settings, self.log, store, handler, self.metrics, self.clock)
+            self.processor = Processor(
+                settings,
+                self.log,
+                store,
+                handler,
+                self.metrics,
+                self.clock,
+                give_way=self.ingest.give_way if settings.ingest_enabled else None,
+            )
             self._tasks.append(asyncio.create_task(self.processor.run(), name="processor"))
             if self.oc_client is not None and settings.reconcile_enabled:
                 self.reconciler = Reconciler(

@@ -17,7 +17,9 @@ The lag, not the callbacks' own latency, is the signal on purpose: a slow broker
 callbacks wait without using CPU, and refusing them then would only lose throughput (the
 spool takes over if Kafka stays slow; see log/spool.py).
 
-Pure: the time and the lag are passed in; `Admission` adds the in-flight count.
+Pure: the time and the lag are passed in; `Admission` adds the in-flight count, and
+whether the last window refused callbacks (`overloaded`): a processor in the same process
+then gives way to ingest (`IngestService.give_way`).
 """
 
 from __future__ import annotations
@@ -70,6 +72,10 @@ class Admission:
     in_flight: int = 0
     peak: int = 0
     """The most in flight since the last window."""
+    refused: int = 0
+    """Callbacks refused since the last window."""
+    overloaded: bool = False
+    """The last window refused callbacks."""
 
     def full(self) -> bool:
         return self.in_flight >= self.limit.value
@@ -77,6 +83,7 @@ class Admission:
     def enter(self) -> bool:
         """Take a place, or False when the limit is reached (refuse the callback)."""
         if self.in_flight >= self.limit.value:
+            self.refused += 1
             return False
         self.in_flight += 1
         if self.in_flight > self.peak:
@@ -91,3 +98,5 @@ class Admission:
         """A window ended with the loop lagging at least `lag_s`: adapt the limit."""
         self.limit.window(lag_s, self.peak)
         self.peak = self.in_flight
+        self.overloaded = self.refused > 0
+        self.refused = 0

@@ -49,6 +49,18 @@ LAG_PROBE_S: Final = 0.01
 """The timer whose lateness measures the event loop's lag."""
 MIN_LAG_SAMPLES: Final = 3
 """Lag samples a window needs: a loop too busy for them gets a longer window."""
+GIVE_WAY_MAX_S: Final = 1.0
+"""Longest a processor in the same process waits for ingest to stop refusing callbacks
+before it begins its next batch anyway (it then reads a bigger one)."""
+
+
+async def wait_while_overloaded(
+    admission: Admission, clock: Clock, max_s: float = GIVE_WAY_MAX_S
+) -> None:
+    """Return once the last admission window refused nothing, or after `max_s`."""
+    deadline = clock.monotonic() + max_s
+    while admission.overloaded and (left := deadline - clock.monotonic()) > 0:
+        await clock.sleep(min(LOAD_WINDOW_S, left))
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +165,14 @@ class IngestService:
             metrics.event_loop_lag.set(least)
             metrics.callbacks_in_flight.set(admission.in_flight)
             metrics.admission_limit.set(admission.limit.value)
+
+    async def give_way(self) -> None:
+        """Return once ingest is not refusing callbacks, or after `GIVE_WAY_MAX_S`: a
+        processor sharing the process waits on this before each batch. Under overload a
+        callback taken is stored for good while one refused comes back later, so the
+        CPU goes to taking callbacks; the processor keeps reading a batch at least every
+        `GIVE_WAY_MAX_S`, bigger for the wait, and catches up once the load eases."""
+        await wait_while_overloaded(self.admission, self._clock)
 
     def rejected(self, code: str) -> None:
         self._rejected(code).inc()

@@ -9,7 +9,11 @@ in; and while it commits, the next one is finished, whose commit waits for it. A
 batch's events, its state changelog and its input positions are committed together (a
 Kafka transaction per partition, or one SQLite transaction). If a commit fails, the
 consumer is rebuilt: state is reloaded from the changelog and the records are read
-again from the committed positions, so nothing is skipped and nothing doubled.
+again from the committed positions, so nothing is skipped and nothing doubled. When
+ingest shares the process and is refusing callbacks, the reader waits for it (up to a
+second a batch, `give_way`): a callback taken is stored for good while one refused
+comes back, so under overload taking callbacks comes first and the processor catches up
+with bigger batches once the load eases.
 
 A record the handler could not handle is retried by the shared retry policy
 (gateway/retry.py: jittered backoff, `processor_max_attempts` in all) and then
@@ -26,7 +30,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Final, Protocol
 
@@ -101,8 +105,12 @@ class Processor:
         metrics: Metrics,
         clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
+        give_way: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """`give_way`, when ingest shares the process: returns once ingest is not refusing
+        callbacks (or after a while), awaited before each batch is read."""
         self._settings = settings
+        self._give_way = give_way
         self._log = log
         self._store = store
         self._handler = handler
@@ -232,6 +240,7 @@ class Processor:
                 consumer,
                 handoff,
                 ready=self._handler.ready,
+                give_way=self._give_way,
                 begin=lambda records: self._handler.begin(records, StateView(self._store)),
                 epoch=lambda: self._epoch,
                 batch_size=self._settings.processor_batch_size,

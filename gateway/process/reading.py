@@ -89,6 +89,7 @@ async def read(
     handoff: Handoff,
     *,
     ready: Callable[[], Awaitable[None]],
+    give_way: Callable[[], Awaitable[None]] | None = None,
     begin: Begin,
     epoch: Callable[[], int],
     batch_size: int,
@@ -96,9 +97,12 @@ async def read(
 ) -> None:
     """Fetch and begin batches until cancelled (an empty fetch is not handed over); a
     failure (LogUnavailable from the fetch, or a surprise) is handed over as the last
-    item, for the loop to raise."""
+    item, for the loop to raise. `give_way` returns when the next batch may begin as far
+    as the rest of the process is concerned (ingest sharing it is not overloaded)."""
     while True:
         await handoff.room.wait()  # the loop took enough of the batches before
+        if give_way is not None:  # ingest in this process is refusing callbacks
+            await give_way()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(READY_WAIT_S):
                 await ready()

@@ -3,9 +3,13 @@ process is offered more than its CPU can do."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from gateway.ingest.admission import AdaptiveLimit, Admission
+from gateway.ingest.service import LOAD_WINDOW_S, wait_while_overloaded
+from tests.clocks import FakeClock, until
 
 TARGET = 0.010  # event-loop lag, s
 
@@ -68,3 +72,51 @@ def test_admission_counts_places_and_the_peak_of_each_window() -> None:
     admission.window(0.001)  # busy (peak 2 of 2) and quick: the limit grows
     assert limit.value == 3
     assert admission.peak == 1  # the next window starts from what is in flight now
+
+
+@pytest.mark.parametrize(
+    ("refusals_by_window", "overloaded"),
+    [
+        ([0], False),
+        ([1], True),  # one refusal in the window is overload
+        ([3, 0], False),  # a window with none clears it
+        ([0, 2], True),
+    ],
+)
+def test_a_window_that_refused_callbacks_marks_the_process_overloaded(
+    refusals_by_window: list[int], overloaded: bool
+) -> None:
+    admission = Admission(AdaptiveLimit(target_lag_s=TARGET, min_limit=1, max_limit=1, initial=1))
+    assert admission.enter()  # the one place is taken: every other callback is refused
+    for refusals in refusals_by_window:
+        for _ in range(refusals):
+            assert not admission.enter()
+        admission.window(0.001)
+    assert admission.overloaded is overloaded
+
+
+async def test_a_processor_waits_while_ingest_refuses_but_not_longer_than_its_cap() -> None:
+    admission = Admission(AdaptiveLimit(target_lag_s=TARGET, min_limit=1, max_limit=1, initial=1))
+    clock = FakeClock()
+    await wait_while_overloaded(admission, clock, max_s=1.0)  # calm: at once
+    assert clock.t == 1000.0
+    admission.enter()
+    admission.enter()  # refused
+    admission.window(0.001)
+    waiting = asyncio.create_task(wait_while_overloaded(admission, clock, max_s=1.0))
+    await until(lambda: clock.sleepers == 1)
+    clock.advance(LOAD_WINDOW_S)
+    await until(lambda: clock.sleepers == 1)
+    assert not waiting.done()  # still overloaded: it waits on
+    admission.window(0.001)  # a window without refusals
+    clock.advance(LOAD_WINDOW_S)
+    await until(waiting.done)
+    admission.enter()  # refused again (the place is still taken)
+    admission.window(0.001)
+    started = clock.t
+    capped = asyncio.create_task(wait_while_overloaded(admission, clock, max_s=1.0))
+    while not capped.done():  # overloaded all along: the cap ends the wait
+        await until(lambda: clock.sleepers == 1 or capped.done())
+        if not capped.done():
+            clock.advance(LOAD_WINDOW_S)
+    assert clock.t - started == pytest.approx(1.0)

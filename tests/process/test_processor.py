@@ -271,3 +271,33 @@ async def test_the_next_batch_begins_while_one_waits_for_oc_and_commits_after_it
         await task
     assert [r.value for r in await topic(log, "out")] == [b"a", b"b", b"c", b"d"]
     assert await log.committed(settings.kafka_consumer_group, raw) == 4
+
+
+async def test_no_batch_is_read_while_ingest_in_the_process_asks_to_go_first(
+    settings: Settings, log: SqliteLog
+) -> None:
+    calm = asyncio.Event()
+    asked = 0
+
+    async def give_way() -> None:
+        nonlocal asked
+        asked += 1
+        await calm.wait()
+
+    raw = settings.topic_raw
+    await log.append([Record(raw, b"a", b"k"), Record(raw, b"b", b"k")])
+    handler = Flaky(out="out", failures=0)
+    processor = Processor(
+        settings, log, StateStore(log, "state"), handler, Metrics(), give_way=give_way
+    )
+    task = await run(processor)
+    try:
+        await wait_for(lambda: asked == 1, timeout_s=10)
+        assert handler.attempts == {}  # the reader waits before it fetches
+        calm.set()
+        await wait_for(lambda: _count(log, "out", 2), timeout_s=10)
+    finally:
+        calm.set()
+        await processor.stop()
+        await task
+    assert [r.value for r in await topic(log, "out")] == [b"a", b"b"]
