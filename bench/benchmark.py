@@ -37,12 +37,15 @@ from bench.topics import KafkaReader, Reader, SeenDeliveries, SqliteReader, Watc
 from tools.kafka_broker import Broker, start_broker
 
 MODES = ("kafka", "embedded")
+# The gateway on Kafka with ingest in a worker process of its own beside the processor's
+# (GATEWAY_INGEST_OWN_PROCESS=true).
+OWN_PROCESS = "kafka-2p"
 # The documented scale-out shape on Kafka: one ingest-only and one processor-only process.
 SPLIT = "kafka-split"
 # Ingest alone (GATEWAY_PROCESSOR_ENABLED=false): the webhook path's own capacity; the
 # "-2w" mode with two ingest workers (GATEWAY_INGEST_WORKERS=2) on every core.
 INGEST_ONLY = ("kafka-ingest", "embedded-ingest", "kafka-ingest-2w")
-ALL_MODES = (*MODES, SPLIT, *INGEST_ONLY)
+ALL_MODES = (*MODES, OWN_PROCESS, SPLIT, *INGEST_ONLY)
 WORKERS = {"kafka-ingest-2w": 2}
 
 
@@ -76,7 +79,7 @@ class Plan:
     gateway_env: tuple[tuple[str, str], ...] = ()
     # Overload: after saturation, these modes are offered these multiples of the capacity
     # they just showed (their best answers 200 per second in any step), at a fixed rate.
-    overload_modes: tuple[str, ...] = ("kafka", "kafka-ingest")
+    overload_modes: tuple[str, ...] = ("kafka", OWN_PROCESS, "kafka-ingest")
     overload_factors: tuple[int, ...] = (2, 4)
     overload_s: float = 20.0
     # The overload sender keeps at most this many requests in flight, as any real sender's
@@ -203,6 +206,8 @@ async def _start_gateways(ctx: Context, mode: str, config: GatewayConfig) -> lis
         config.extra["GATEWAY_PROCESSOR_ENABLED"] = "false"
     if mode in WORKERS:
         config.extra["GATEWAY_INGEST_WORKERS"] = str(WORKERS[mode])
+    if mode == OWN_PROCESS:
+        config.extra["GATEWAY_INGEST_OWN_PROCESS"] = "true"
     if mode != SPLIT:
         gateway = Gateway(config, ctx.out / f"gateway-{mode}.log")
         await asyncio.to_thread(gateway.start)

@@ -15,7 +15,7 @@ import contextlib
 import fcntl
 import math
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from gateway.log.sqlite_file import REASONS
 from gateway.oc.client import OcClient
 from gateway.oc.factory import build_client
 from gateway.ops.logs import get_logger
-from gateway.ops.metrics import Metrics
+from gateway.ops.metrics import Metrics, in_multiprocess
 from gateway.ops.recent import RecentDeliveries
 from gateway.ops.tracing import Tracing
 from gateway.process.enricher import OcEnricher
@@ -182,11 +182,7 @@ class Gateway:
             self._lock = _DataDirLock(settings.data_dir / "gateway.lock")
             self._lock.acquire()
         if isinstance(self.log, SpoolingLog):
-            self.log.on_spooled = self.metrics.spooled.inc
-            self.log.on_retry = self.metrics.retries.labels("spool_drain").inc
-            kafka = self.log.kafka
-            self.metrics.processor_partitions.set_function(lambda: len(kafka.holdings().partitions))
-            self.metrics.processor_producers.set_function(lambda: len(kafka.holdings().producers))
+            self._watch_spooling(self.log)
         local = local_logs(self.log)
         for label, sqlite_log in local.items():
             self._watch(label, sqlite_log)
@@ -215,7 +211,7 @@ class Gateway:
                 handler,
                 self.metrics,
                 self.clock,
-                give_way=self.ingest.give_way if settings.ingest_enabled else None,
+                give_way=self._give_way(),
             )
             self._tasks.append(asyncio.create_task(self.processor.run(), name="processor"))
             if self.oc_client is not None and settings.reconcile_enabled:
@@ -236,6 +232,14 @@ class Gateway:
             enrichment=self.enricher is not None,
         )
 
+    def _watch_spooling(self, log: SpoolingLog) -> None:
+        log.on_spooled = self.metrics.spooled.inc
+        log.on_retry = self.metrics.retries.labels("spool_drain").inc
+        kafka = log.kafka
+        if not in_multiprocess():  # there `_refresh_gauges` sets them (no callbacks)
+            self.metrics.processor_partitions.set_function(lambda: len(kafka.holdings().partitions))
+            self.metrics.processor_producers.set_function(lambda: len(kafka.holdings().producers))
+
     def _watch(self, label: str, log: SqliteLog) -> None:
         """Count the local file's failed writes by reason and show whether it takes writes."""
         errors = self.metrics.log_write_errors
@@ -245,6 +249,15 @@ class Gateway:
         log.on_write_error = lambda reason: errors.labels(label, reason).inc()
         log.on_writable = lambda ok: writable.set(1 if ok else 0)
         writable.set(1)
+
+    def _give_way(self) -> Callable[[], Awaitable[None]] | None:
+        """What the processor waits on before each batch while ingest, in this process or
+        in its workers, refuses callbacks."""
+        if self.settings.ingest_enabled:
+            return self.ingest.give_way
+        if self.workers is not None:
+            return self.workers.give_way
+        return None
 
     def _topics(self) -> list[str]:
         return [self.settings.topic_raw, self.settings.topic_quarantine]
@@ -320,6 +333,10 @@ class Gateway:
         local = local_logs(self.log)
         while True:
             if isinstance(self.log, SpoolingLog):
+                if in_multiprocess():  # gauges there keep no callbacks: set them
+                    held = self.log.kafka.holdings()
+                    self.metrics.processor_partitions.set(len(held.partitions))
+                    self.metrics.processor_producers.set(len(held.producers))
                 with contextlib.suppress(LogUnavailable):
                     stats = await self.log.spool_stats()
                     self.metrics.spool_depth.set(stats.records)

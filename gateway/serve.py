@@ -1,4 +1,8 @@
-"""`gateway serve`: the webhook server and the ops server (metrics, health) in one process.
+"""`gateway serve`: the webhook server, the processor and the ops server (metrics, health).
+
+By default everything runs in one process. On Kafka, with GATEWAY_INGEST_WORKERS above 1
+or GATEWAY_INGEST_OWN_PROCESS=true, the webhook routes run in ingest worker processes
+beside a primary that runs the processor (gateway/workers.py).
 
 SIGTERM or SIGINT: readiness turns false at once, the webhook server stops accepting and
 waits for in-flight requests, then the lifespan stops the processor (after its batch),
@@ -16,6 +20,7 @@ import shutil
 import signal
 import socket
 from collections.abc import Iterator
+from functools import partial
 from typing import Literal
 
 import uvicorn
@@ -27,14 +32,19 @@ from gateway.ingest.overload import admitting_protocol
 from gateway.ingest.verify import Verifier, check_configured
 from gateway.lifespan import Gateway
 from gateway.ops.logs import configure_logging, get_logger
-from gateway.ops.metrics import use_multiprocess
+from gateway.ops.metrics import join_multiprocess, use_multiprocess
+from gateway.ops.recent import WorkersRecent
 from gateway.settings import Settings
 from gateway.workers import (
+    CALM,
+    OVERLOADED,
     READY,
     WorkerPool,
     check_workers,
+    die_with_parent,
     leftover_spools,
     reuse_port_socket,
+    shared_dir,
     worker_settings,
 )
 
@@ -85,7 +95,7 @@ def _config(
 
 async def serve(settings: Settings) -> int:
     """One process: the webhook server, the ops server, and the processor."""
-    gateway = Gateway(settings, leftover_spools=leftover_spools(settings.data_dir, 1))
+    gateway = Gateway(settings, leftover_spools=leftover_spools(settings.data_dir, 0))
     if settings.ingest_enabled:
         check_configured(gateway.verifier)  # fail before binding any port
     web = _webhook_server(gateway, settings)
@@ -110,6 +120,7 @@ async def serve_primary(settings: Settings) -> int:
         own,
         leftover_spools=leftover_spools(settings.data_dir, settings.ingest_workers),
         workers=pool,
+        recent=WorkersRecent(shared_dir(settings.data_dir)),
     )
     check_configured(Verifier(settings))  # what the workers will refuse to run
     ops = _ops_server(gateway, settings)
@@ -144,12 +155,17 @@ async def serve_worker(settings: Settings, index: int, ready_fd: int | None) -> 
     check_configured(gateway.verifier)
     web = _webhook_server(gateway, mine)
     _on_signals(gateway, web)
+    if ready_fd is not None:
+        gateway.ingest.on_overloaded = partial(_tell_overloaded, ready_fd)
     sock = reuse_port_socket(mine.http_host, mine.http_port)
     ready = asyncio.create_task(_tell_when_serving(web, ready_fd))
+    recent = gateway.recent.publish(shared_dir(mine.data_dir) / f"recent-w{index}.json")
+    publishing = asyncio.create_task(recent, name="recent")
     try:
         await web.serve(sockets=[sock])
     finally:
         ready.cancel()
+        publishing.cancel()
         if ready_fd is not None:
             os.close(ready_fd)
     return 0 if web.started else 1
@@ -159,6 +175,11 @@ async def _tell_when_serving(web: _Server, ready_fd: int | None) -> None:
     await web.serving.wait()
     if ready_fd is not None:
         os.write(ready_fd, READY)
+
+
+def _tell_overloaded(ready_fd: int, overloaded: bool) -> None:
+    with contextlib.suppress(OSError):  # the primary is gone: this worker dies with it
+        os.write(ready_fd, OVERLOADED if overloaded else CALM)
 
 
 def _webhook_server(gateway: Gateway, settings: Settings) -> _Server:
@@ -205,11 +226,14 @@ def _run(args: argparse.Namespace) -> int:
         import uvloop
 
         if args.worker is not None:
+            if args.parent is not None:
+                die_with_parent(args.parent)
+            join_multiprocess()
             _quiet_gc()
             return uvloop.run(serve_worker(settings, args.worker, args.ready_fd))
-        if settings.ingest_workers > 1 and settings.ingest_enabled:
+        if settings.serves_from_workers:
             check_workers(settings)
-            metrics_dir = settings.data_dir / "metrics"
+            metrics_dir = shared_dir(settings.data_dir)
             shutil.rmtree(metrics_dir, ignore_errors=True)  # what the last run's left
             use_multiprocess(metrics_dir)
             _quiet_gc()
@@ -228,4 +252,5 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     # Internal: how a primary starts its ingest workers (gateway/workers.py).
     parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--parent", type=int, default=None, help=argparse.SUPPRESS)
     parser.set_defaults(handler=_run)

@@ -225,6 +225,15 @@ class Settings(BaseSettings):
         "more than one, a primary runs the processor and the ops server and starts this many "
         "ingest workers, so ingest uses every core. One processor per replica either way.",
     )
+    ingest_own_process: bool = Field(
+        False,
+        description="On Kafka, with the processor in this replica too: answer callbacks in "
+        "an ingest worker process of their own, beside the primary process that runs the "
+        "processor and the ops server. A Python process computes on one core at a time, so "
+        "apart the processor's work never delays an answer and the two use two cores "
+        "(faster acks, more CPU per callback: bench/README.md). Not the default yet: see "
+        "the README's known limitations. The embedded log always runs in one process.",
+    )
     spool_file: str = Field(
         "spool.sqlite3",
         description="The Kafka-outage spool's file in the data directory (ingest workers "
@@ -392,6 +401,16 @@ class Settings(BaseSettings):
     @property
     def uses_kafka(self) -> bool:
         return bool(self.kafka_bootstrap_servers.strip())
+
+    @property
+    def serves_from_workers(self) -> bool:
+        """Whether `gateway serve` answers callbacks in ingest worker processes
+        (gateway/workers.py) rather than in its own."""
+        if not self.ingest_enabled:
+            return False
+        if self.ingest_workers > 1:
+            return True  # check_workers refuses it on the embedded log
+        return self.uses_kafka and self.processor_enabled and self.ingest_own_process
 
     @property
     def console_enabled(self) -> bool:

@@ -1,23 +1,27 @@
-"""Ingest workers: several processes answering callbacks on one port, on every core.
+"""Ingest workers: callbacks answered in processes of their own, on every core.
 
-With `GATEWAY_INGEST_WORKERS` = N > 1 (Kafka only), `gateway serve` is a primary
-process that runs the processor, the reconciler and the ops server (metrics, health), and
-N worker processes (`gateway serve --worker i`) that serve the webhook routes. Each worker
-binds the webhook port with SO_REUSEPORT, so the kernel spreads connections over them;
-each has its own Kafka producer, its own spool file (`spool-w<i>.sqlite3`) and its share
-of the per-source rate limit. Their metrics reach the primary's /metrics through
-prometheus_client's multiprocess files.
+On Kafka, with `GATEWAY_INGEST_WORKERS` = N > 1, or N = 1 and
+`GATEWAY_INGEST_OWN_PROCESS=true` (so that the processor's work never delays an answer),
+`gateway serve` is a primary process that runs the processor, the reconciler and the ops
+server (metrics, health), and N worker processes (`gateway serve --worker i`) that serve
+the webhook routes. Each worker binds the webhook port with SO_REUSEPORT, so the kernel
+spreads connections over them; each has its own Kafka producer, its own spool file
+(`spool-w<i>.sqlite3`) and its share of the per-source rate limit. Their metrics reach the
+primary's /metrics through prometheus_client's multiprocess files.
 
 The primary starts the workers, hears from each when it is serving (a pipe it holds the
 other end of, which also tells it when a worker dies), restarts one that dies with the
 shared backoff, and counts as ready only while all of them are. SIGTERM goes to the
-workers first (they drain their requests and flush), then the primary stops.
+workers first (they drain their requests and flush), then the primary stops. A worker
+whose primary died (SIGKILL, OOM) is killed by the kernel too (PR_SET_PDEATHSIG): the
+gateway dies whole, as a single process would, and never leaves a worker holding the port.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import re
 import signal
@@ -28,7 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from gateway.clock import SYSTEM_CLOCK
 from gateway.errors import ConfigurationError
+from gateway.ingest.service import wait_while_overloaded
 from gateway.ops.logs import get_logger
 from gateway.ops.metrics import process_gone
 from gateway.retry import Backoff, RetryPolicy
@@ -38,7 +44,24 @@ logger = get_logger("gateway.workers")
 
 _SPOOL = re.compile(r"spool-w(\d+)\.sqlite3")
 _SUPERVISE_S: Final = 0.5
+# What a worker writes to its pipe: it serves; it started or stopped refusing callbacks
+# (overloaded), so the primary's processor gives way while any worker refuses.
 READY: Final = b"1"
+OVERLOADED: Final = b"O"
+CALM: Final = b"o"
+
+
+def heard(data: bytes, ready: bool, overloaded: bool) -> tuple[bool, bool]:
+    """A worker's readiness and overload once it wrote `data` to its pipe (the last word
+    on overload counts)."""
+    for byte in data:
+        if byte == READY[0]:
+            ready = True
+        elif byte == OVERLOADED[0]:
+            overloaded = True
+        elif byte == CALM[0]:
+            overloaded = False
+    return ready, overloaded
 
 
 def check_workers(settings: Settings) -> None:
@@ -67,20 +90,38 @@ def worker_settings(settings: Settings, index: int) -> Settings:
     )
 
 
+def shared_dir(data_dir: Path) -> Path:
+    """What the processes of a primary share, emptied at each start: prometheus_client's
+    multiprocess files and each worker's latest deliveries (`recent-w<i>.json`)."""
+    return data_dir / "metrics"
+
+
 def worker_spool(index: int) -> str:
     return f"spool-w{index}.sqlite3"
 
 
-def leftover_spools(data_dir: Path, workers: int) -> list[Path]:
-    """Spool files of workers that no longer run (fewer workers, or none, than when they
-    were written): the primary, or the single process, forwards what they hold."""
-    live = workers if workers > 1 else 0
+def leftover_spools(data_dir: Path, live: int) -> list[Path]:
+    """Spool files of workers that no longer run (`live` workers run now, 0 in a single
+    process): the primary, or the single process, forwards what they hold."""
     found = []
     for path in sorted(data_dir.glob("spool-w*.sqlite3")):
         matched = _SPOOL.fullmatch(path.name)
         if matched is not None and int(matched.group(1)) >= live:
             found.append(path)
     return found
+
+
+_PR_SET_PDEATHSIG: Final = 1  # linux/prctl.h
+
+
+def die_with_parent(parent: int) -> None:
+    """Have the kernel SIGKILL this process when the one that started it (`parent`) dies;
+    exit at once if it is gone already."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:  # it died before the prctl took effect
+        os._exit(1)
 
 
 def reuse_port_socket(host: str, port: int) -> socket.socket:
@@ -101,6 +142,7 @@ class _Worker:
     index: int
     process: subprocess.Popen[bytes] | None = None
     ready: bool = False
+    overloaded: bool = False
     reader: int | None = None
     backoff: Backoff = field(
         default_factory=lambda: Backoff(RetryPolicy(max_retries=0, base_s=0.5, cap_s=30.0))
@@ -147,9 +189,10 @@ class WorkerPool:
         read_end, write_end = os.pipe()
         argv = [sys.executable, "-m", "gateway.cli", "serve"]
         argv += ["--worker", str(worker.index), "--ready-fd", str(write_end)]
+        argv += ["--parent", str(os.getpid())]
         worker.process = subprocess.Popen(argv, pass_fds=(write_end,), stdin=subprocess.DEVNULL)
         os.close(write_end)
-        worker.ready = False
+        worker.ready = worker.overloaded = False
         worker.reader = read_end
         loop = asyncio.get_running_loop()
         loop.add_reader(read_end, self._heard, worker)
@@ -160,11 +203,23 @@ class WorkerPool:
         data = os.read(worker.reader, 64)
         self._changed.set()
         if data:
-            worker.ready = READY in data
-            worker.backoff.succeeded()
+            worker.ready, worker.overloaded = heard(data, worker.ready, worker.overloaded)
+            if READY in data:
+                worker.backoff.succeeded()
             return
-        worker.ready = False
+        worker.ready = worker.overloaded = False
         self._forget_pipe(worker)
+
+    @property
+    def overloaded(self) -> bool:
+        """Some worker's last admission window refused callbacks."""
+        return any(w.overloaded for w in self._workers)
+
+    async def give_way(self) -> None:
+        """What the primary's processor waits on before each batch: return once no worker
+        refuses callbacks, or after `GIVE_WAY_MAX_S` (as `IngestService.give_way` in a
+        single process)."""
+        await wait_while_overloaded(lambda: self.overloaded, SYSTEM_CLOCK)
 
     def _forget_pipe(self, worker: _Worker) -> None:
         if worker.reader is not None:
@@ -178,7 +233,7 @@ class WorkerPool:
                 process = worker.process
                 if process is None or process.poll() is None:
                     continue
-                worker.ready = False
+                worker.ready = worker.overloaded = False
                 self._forget_pipe(worker)
                 process_gone(process.pid)
                 delay = worker.backoff.failed()

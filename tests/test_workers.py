@@ -3,11 +3,13 @@ when they die, refused on the embedded log; spools of workers that are gone are 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -15,7 +17,8 @@ import pytest
 from gateway.errors import ConfigurationError
 from gateway.log.base import Record
 from gateway.log.sqlite import SqliteLog
-from gateway.workers import check_workers, leftover_spools, worker_settings
+from gateway.ops.recent import WorkersRecent
+from gateway.workers import check_workers, heard, leftover_spools, worker_settings
 from tests.conftest import SettingsFactory, unique_topics
 from tests.helpers import KafkaTopicReader, outbound_callback
 from tests.processes import GATEWAY, GatewayProcess
@@ -26,20 +29,57 @@ JSON = {"content-type": "application/json"}
 
 
 @pytest.mark.parametrize(
-    ("files", "workers", "left"),
+    ("files", "live", "left"),
     [
         (["spool-w0.sqlite3", "spool-w1.sqlite3"], 2, []),
         (["spool-w0.sqlite3", "spool-w1.sqlite3", "spool-w2.sqlite3"], 2, ["spool-w2.sqlite3"]),
-        (["spool-w0.sqlite3", "spool-w1.sqlite3"], 1, ["spool-w0.sqlite3", "spool-w1.sqlite3"]),
-        (["spool.sqlite3", "spool-w0.sqlite3-wal", "other.sqlite3"], 1, []),
+        (["spool-w0.sqlite3", "spool-w1.sqlite3"], 1, ["spool-w1.sqlite3"]),
+        (["spool-w0.sqlite3", "spool-w1.sqlite3"], 0, ["spool-w0.sqlite3", "spool-w1.sqlite3"]),
+        (["spool.sqlite3", "spool-w0.sqlite3-wal", "other.sqlite3"], 0, []),
     ],
 )
 def test_spools_of_workers_that_no_longer_run(
-    tmp_path: Path, files: list[str], workers: int, left: list[str]
+    tmp_path: Path, files: list[str], live: int, left: list[str]
 ) -> None:
     for name in files:
         (tmp_path / name).touch()
-    assert [p.name for p in leftover_spools(tmp_path, workers)] == left
+    assert [p.name for p in leftover_spools(tmp_path, live)] == left
+
+
+@pytest.mark.parametrize(
+    ("data", "before", "after"),
+    [
+        (b"1", (False, False), (True, False)),
+        (b"O", (True, False), (True, True)),
+        (b"o", (True, True), (True, False)),
+        (b"OoO", (True, False), (True, True)),
+        (b"1Oo", (False, False), (True, False)),
+        (b"?", (True, True), (True, True)),
+    ],
+)
+def test_what_a_worker_tells_its_primary(
+    data: bytes, before: tuple[bool, bool], after: tuple[bool, bool]
+) -> None:
+    assert heard(data, *before) == after
+
+
+@pytest.mark.parametrize(
+    ("kafka", "settings", "workers"),
+    [
+        (True, {}, False),  # the default: one process
+        (True, {"ingest_own_process": True}, True),  # ingest in a worker, the processor apart
+        (True, {"ingest_own_process": True, "processor_enabled": False}, False),  # alone
+        (True, {"ingest_own_process": True, "ingest_enabled": False}, False),
+        (True, {"ingest_workers": 3}, True),
+        (False, {"ingest_own_process": True}, False),  # the embedded log: one process
+        (False, {"ingest_workers": 2}, True),  # refused at start by check_workers
+    ],
+)
+def test_when_serve_answers_callbacks_in_worker_processes(
+    make_settings: SettingsFactory, kafka: bool, settings: dict[str, Any], workers: bool
+) -> None:
+    bootstrap = {"kafka_bootstrap_servers": "k:9092"} if kafka else {}
+    assert make_settings(**bootstrap, **settings).serves_from_workers is workers
 
 
 def test_a_worker_runs_ingest_only_with_its_share(make_settings: SettingsFactory) -> None:
@@ -176,5 +216,35 @@ async def test_a_leftover_spool_is_sent_on_and_deleted(
             [record] = await raw.read_until(1)
         assert record.value == body
         await wait_for(lambda: not leftover.exists(), timeout_s=30)
+    finally:
+        gateway.kill()
+
+
+@pytest.mark.kafka
+async def test_ingest_in_its_own_process_answers_and_dies_with_its_primary(
+    tmp_path: Path, kafka_broker: Broker
+) -> None:
+    env = workers_env(tmp_path / "data", kafka_broker.bootstrap, 1)
+    env["GATEWAY_INGEST_OWN_PROCESS"] = "true"  # one worker, the processor apart
+    gateway = GatewayProcess(env, tmp_path / "gateway.log")
+    gateway.start()
+    try:
+        assert gateway.process is not None
+        [worker] = worker_pids(gateway.process.pid)
+        body = outbound_callback("OCO0000000000007GB", "SHIPPED", message_id="m-default")
+        async with httpx.AsyncClient(base_url=gateway.url) as client:
+            response = await client.post(
+                "/webhooks/oc/test-token/outbound", content=body, headers=JSON
+            )
+        assert response.status_code == 200
+        async with KafkaTopicReader(kafka_broker.bootstrap, env["GATEWAY_TOPIC_OUTBOUND"]) as out:
+            [event] = await out.read_until(1)
+        assert dict(event.headers)["ce_subject"] == b"OCO0000000000007GB"
+        # The console, served by the primary, sees the worker's latest deliveries.
+        shown = WorkersRecent(tmp_path / "data" / "metrics")
+        delivery = "sha256:" + hashlib.sha256(body).hexdigest()
+        await wait_for(lambda: [d.delivery_id for d in shown.newest()] == [delivery])
+        gateway.process.kill()  # SIGKILL: no chance to stop its worker itself
+        await wait_for(lambda: not running([worker]), timeout_s=10)
     finally:
         gateway.kill()

@@ -10,6 +10,7 @@ import json
 import math
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -55,11 +56,12 @@ before it begins its next batch anyway (it then reads a bigger one)."""
 
 
 async def wait_while_overloaded(
-    admission: Admission, clock: Clock, max_s: float = GIVE_WAY_MAX_S
+    overloaded: Callable[[], bool], clock: Clock, max_s: float = GIVE_WAY_MAX_S
 ) -> None:
-    """Return once the last admission window refused nothing, or after `max_s`."""
+    """Return once `overloaded()` (ingest's last admission window refused callbacks) is
+    false, or after `max_s`."""
     deadline = clock.monotonic() + max_s
-    while admission.overloaded and (left := deadline - clock.monotonic()) > 0:
+    while overloaded() and (left := deadline - clock.monotonic()) > 0:
         await clock.sleep(min(LOAD_WINDOW_S, left))
 
 
@@ -129,6 +131,9 @@ class IngestService:
                 initial=min(64, cap),
             )
         )
+        self.on_overloaded: Callable[[bool], None] | None = None
+        """Told when ingest starts and stops refusing callbacks (an ingest worker tells
+        its primary, whose processor then gives way: gateway/workers.py)."""
         self._line = CallbackLine("gateway.ingest", settings.log_level)
         self._received = Children(metrics.callbacks_received)
         self._rejected = Children(metrics.callbacks_rejected)
@@ -161,7 +166,10 @@ class IngestService:
                 await clock.sleep(LAG_PROBE_S)
                 least = min(least, max(0.0, clock.monotonic() - started - LAG_PROBE_S))
                 samples += 1
+            was_overloaded = admission.overloaded
             admission.window(least)
+            if admission.overloaded != was_overloaded and self.on_overloaded is not None:
+                self.on_overloaded(admission.overloaded)
             metrics.event_loop_lag.set(least)
             metrics.callbacks_in_flight.set(admission.in_flight)
             metrics.admission_limit.set(admission.limit.value)
@@ -172,7 +180,7 @@ class IngestService:
         callback taken is stored for good while one refused comes back later, so the
         CPU goes to taking callbacks; the processor keeps reading a batch at least every
         `GIVE_WAY_MAX_S`, bigger for the wait, and catches up once the load eases."""
-        await wait_while_overloaded(self.admission, self._clock)
+        await wait_while_overloaded(lambda: self.admission.overloaded, self._clock)
 
     def rejected(self, code: str) -> None:
         self._rejected(code).inc()

@@ -437,9 +437,28 @@ def use_multiprocess(directory: Path) -> None:
     processes started afterwards inherit it through the environment."""
     directory.mkdir(parents=True, exist_ok=True)
     os.environ[_MULTIPROCESS_ENV] = str(directory)
-    # prometheus_client picks its value class when first imported; this process imported
-    # it before it knew it would have workers.
-    values.ValueClass = _value_class()
+    join_multiprocess()
+
+
+def join_multiprocess() -> None:
+    """Keep this process's metrics in the directory its primary chose (an ingest worker;
+    call before any `Metrics` is built).
+
+    prometheus_client picks its value class when first imported (a primary imported it
+    before it knew it would have workers), and by default asks the kernel for the pid at
+    every update, to notice a fork: an ingest worker's callback pays that syscall some ten
+    times (bench/README.md). The gateway's processes are started fresh and never fork, so
+    the pid is taken once."""
+    if _MULTIPROCESS_ENV not in os.environ:
+        return
+    pid = os.getpid()
+    values.ValueClass = _value_class(lambda: pid)
+
+
+def in_multiprocess() -> bool:
+    """Whether this process's metrics live in the shared multiprocess files, where a
+    gauge cannot be computed when scraped (`set_function`) and must be set."""
+    return _MULTIPROCESS_ENV in os.environ
 
 
 def process_gone(pid: int) -> None:

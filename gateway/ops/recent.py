@@ -1,5 +1,10 @@
 """The latest callbacks this process answered, for the operator console (in memory).
 
+Ingest workers (gateway/workers.py) answer callbacks in processes of their own: each
+writes its ring to a file of the data directory once a second when it changed
+(`RecentDeliveries.publish`), and the primary's console reads them all together
+(`WorkersRecent`).
+
 Ingest adds one entry where it writes its canonical log line; the entry holds what that
 line holds (kind, outcome, delivery id, entity keys, latency) and the source address,
 never a body or a header. A bounded ring: adding is one `deque.append` of a tuple, so the
@@ -8,14 +13,20 @@ webhook path pays nothing worth measuring; the console builds its rows only when
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
 KEPT: Final = 200
 """Deliveries remembered (the console shows the newest first)."""
+PUBLISH_S: Final = 1.0
+"""How often an ingest worker writes its ring for the primary's console, when it changed."""
 
 _Entry = tuple[float, str, str, str, str, str, float]
 
@@ -37,6 +48,7 @@ class RecentDeliveries:
     def __init__(self, size: int = KEPT, clock: Callable[[], float] = time.time) -> None:
         self._entries: deque[_Entry] = deque(maxlen=size)
         self._clock = clock
+        self._size = size
 
     def add(
         self,
@@ -52,8 +64,12 @@ class RecentDeliveries:
             (self._clock(), kind, outcome, delivery_id, entity_keys, source, latency_s)
         )
 
+    def _all(self) -> list[_Entry]:
+        """Every entry, oldest first."""
+        return list(self._entries)
+
     def newest(self, limit: int = KEPT) -> list[Delivery]:
-        entries = list(self._entries)[-limit:]
+        entries = self._all()[-limit:]
         return [
             Delivery(
                 at,
@@ -69,4 +85,40 @@ class RecentDeliveries:
 
     def sources(self) -> dict[str, str]:
         """Source address by delivery id, for the deliveries still remembered."""
-        return {entry[3]: entry[5] for entry in self._entries if entry[3]}
+        return {entry[3]: entry[5] for entry in self._all() if entry[3]}
+
+    async def publish(self, path: Path, every_s: float = PUBLISH_S) -> None:
+        """Write the ring to `path` (replaced whole) every `every_s` while it changes,
+        until cancelled: how an ingest worker shows its deliveries to its primary."""
+        written: _Entry | None = None
+        while True:
+            newest = self._entries[-1] if self._entries else None
+            if newest is not written:
+                await asyncio.to_thread(_write_entries, path, list(self._entries))
+                written = newest
+            await asyncio.sleep(every_s)
+
+
+def _write_entries(path: Path, entries: list[_Entry]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(entries))
+    os.replace(partial, path)
+
+
+class WorkersRecent(RecentDeliveries):
+    """The rings the ingest workers published under `directory`, newest of all first."""
+
+    def __init__(self, directory: Path, size: int = KEPT) -> None:
+        super().__init__(size)
+        self._directory = directory
+
+    def _all(self) -> list[_Entry]:
+        entries: list[_Entry] = []
+        for path in sorted(self._directory.glob("recent-w*.json")):
+            try:
+                entries += [tuple(e) for e in json.loads(path.read_text())]
+            except (OSError, ValueError):
+                continue  # a worker that is gone, or one still starting
+        entries.sort(key=lambda entry: entry[0])
+        return entries[-self._size :]

@@ -39,7 +39,7 @@ from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.errors import LogUnavailable
 from gateway.log.base import Log, LogConsumer, LogRecord, Record, TopicPartition
 from gateway.ops.logs import get_logger
-from gateway.ops.metrics import Children, Metrics
+from gateway.ops.metrics import Children, Metrics, in_multiprocess
 from gateway.process.commits import GroupCommit, Work
 from gateway.process.decide import forgettable
 from gateway.process.dlq import dead_letter
@@ -159,11 +159,19 @@ class Processor:
                     await self._settle()
                 self._store.drop(partitions)
                 for topic, partition in partitions:
-                    self._metrics.processor_lag.remove(topic, str(partition))
+                    self._forget_lag(topic, partition)
         finally:
             if not self._stopping.is_set():
                 self._interrupt.clear()
         logger.info("partitions revoked", partitions=sorted(p for _, p in partitions))
+
+    def _forget_lag(self, topic: str, partition: int) -> None:
+        """A partition went to another member: its lag is not this one's to report."""
+        lag = self._metrics.processor_lag
+        if in_multiprocess():  # the shared files cannot drop a series: it reads 0
+            lag.labels(topic, str(partition)).set(0)
+        else:
+            lag.remove(topic, str(partition))
 
     # --- the loop -------------------------------------------------------------------------
     async def run(self) -> None:

@@ -3,6 +3,7 @@ constant time, failures counted and limited, CSRF-safe forms, strict headers, es
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from collections.abc import AsyncIterator
@@ -18,10 +19,11 @@ from gateway.app import create_app, create_ops_app
 from gateway.console.auth import FAILURES_PER_SOURCE, WINDOW_S, ConsoleToken, FailureLimit, Sessions
 from gateway.errors import ConfigurationError
 from gateway.lifespan import Gateway
-from gateway.ops.recent import RecentDeliveries
+from gateway.ops.recent import RecentDeliveries, WorkersRecent
 from gateway.settings import Settings
 from tests.conftest import SettingsFactory
 from tests.helpers import TOKEN_PATH, outbound_callback
+from tests.waiting import wait_for
 
 TOKEN = "a-console-token-of-some-length"
 
@@ -281,3 +283,26 @@ def test_the_recent_deliveries_ring() -> None:
     assert newest[1].latency_ms == 2.0
     assert newest[0].entity_keys == ()
     assert ring.sources() == {"d3": "10.0.0.1", "d4": "10.0.0.1"}
+
+
+async def test_the_primary_shows_what_its_workers_published(tmp_path: Path) -> None:
+    times = iter([1.0, 4.0, 2.0, 3.0])
+    rings = [RecentDeliveries(clock=lambda: next(times)) for _ in range(2)]
+    rings[0].add("outbound", "accepted", "a1", "OCO1", "10.0.0.1", 0.001)
+    rings[0].add("outbound", "accepted", "a2", "OCO2", "10.0.0.1", 0.001)
+    rings[1].add("return", "accepted", "b1", "RT1", "10.0.0.2", 0.001)
+    rings[1].add("outbound", "duplicate", "b2", "OCO2", "10.0.0.2", 0.001)
+    publishing = [
+        asyncio.create_task(ring.publish(tmp_path / f"recent-w{i}.json", every_s=0.01))
+        for i, ring in enumerate(rings)
+    ]
+    shown = WorkersRecent(tmp_path, size=3)
+    try:
+        await wait_for(lambda: len(shown.newest()) == 3)
+    finally:
+        for task in publishing:
+            task.cancel()
+    assert [d.delivery_id for d in shown.newest()] == ["a2", "b2", "b1"]  # by time, of both
+    assert shown.sources() == {"a2": "10.0.0.1", "b1": "10.0.0.2", "b2": "10.0.0.2"}
+    (tmp_path / "recent-w1.json").write_text("{not json")  # a worker caught mid-start
+    assert [d.delivery_id for d in shown.newest()] == ["a2", "a1"]

@@ -24,6 +24,7 @@ CASES: dict[str, tuple[str, tuple[str, ...]]] = {
     **{name: (name, ()) for name in SCENARIOS},
     "kafka-processor-split": (KAFKA_SCENARIO, ("processor.separate=true",)),
     "kafka-ingest-workers": (KAFKA_SCENARIO, ("processor.separate=true", "ingest.workers=4")),
+    "kafka-own-process": (KAFKA_SCENARIO, ("ingest.ownProcess=true",)),
     "kafka-spool-claim": (
         KAFKA_SCENARIO,
         ("persistence.kafkaMode=claim", "autoscaling.enabled=false", "replicaCount=1"),

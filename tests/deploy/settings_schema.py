@@ -39,6 +39,7 @@ CHART_MANAGED = frozenset(
         "KAFKA_REPLICATION_FACTOR",
         "PROCESSOR_ENABLED",
         "INGEST_WORKERS",
+        "INGEST_OWN_PROCESS",
         "INGEST_ENABLED",
         "CONSOLE_TOKEN_FILE",
     )

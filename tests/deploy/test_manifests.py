@@ -204,6 +204,13 @@ def test_ingest_workers_run_in_the_gateway_pods_only(rendered: Rendered) -> None
     assert "GATEWAY_INGEST_WORKERS" not in _env(_pod_spec(default)["containers"][0])
 
 
+def test_ingest_runs_in_its_own_process_only_when_asked(rendered: Rendered) -> None:
+    (own,) = _pod_spec(_gateway(rendered["kafka-own-process"]))["containers"]
+    assert _env(own)["GATEWAY_INGEST_OWN_PROCESS"]["value"] == "true"
+    (default,) = _pod_spec(_gateway(rendered["kafka-processor-split"]))["containers"]
+    assert "GATEWAY_INGEST_OWN_PROCESS" not in _env(default)  # the setting's default: false
+
+
 def test_processor_split_runs_two_deployments(rendered: Rendered) -> None:
     manifests = rendered["kafka-processor-split"]
     gateway = _gateway(manifests)

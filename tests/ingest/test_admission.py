@@ -98,12 +98,16 @@ def test_a_window_that_refused_callbacks_marks_the_process_overloaded(
 async def test_a_processor_waits_while_ingest_refuses_but_not_longer_than_its_cap() -> None:
     admission = Admission(AdaptiveLimit(target_lag_s=TARGET, min_limit=1, max_limit=1, initial=1))
     clock = FakeClock()
-    await wait_while_overloaded(admission, clock, max_s=1.0)  # calm: at once
+
+    def overloaded() -> bool:
+        return admission.overloaded
+
+    await wait_while_overloaded(overloaded, clock, max_s=1.0)  # calm: at once
     assert clock.t == 1000.0
     admission.enter()
     admission.enter()  # refused
     admission.window(0.001)
-    waiting = asyncio.create_task(wait_while_overloaded(admission, clock, max_s=1.0))
+    waiting = asyncio.create_task(wait_while_overloaded(overloaded, clock, max_s=1.0))
     await until(lambda: clock.sleepers == 1)
     clock.advance(LOAD_WINDOW_S)
     await until(lambda: clock.sleepers == 1)
@@ -114,7 +118,7 @@ async def test_a_processor_waits_while_ingest_refuses_but_not_longer_than_its_ca
     admission.enter()  # refused again (the place is still taken)
     admission.window(0.001)
     started = clock.t
-    capped = asyncio.create_task(wait_while_overloaded(admission, clock, max_s=1.0))
+    capped = asyncio.create_task(wait_while_overloaded(overloaded, clock, max_s=1.0))
     while not capped.done():  # overloaded all along: the cap ends the wait
         await until(lambda: clock.sleepers == 1 or capped.done())
         if not capped.done():

@@ -70,6 +70,10 @@ spec:
         - name: GATEWAY_INGEST_WORKERS
           value: {{ $values.ingest.workers | quote }}
         {{- end }}
+        {{- if and (eq $component "gateway") $values.ingest.ownProcess }}
+        - name: GATEWAY_INGEST_OWN_PROCESS
+          value: "true"
+        {{- end }}
         {{- with $values.kafka.sasl.passwordSecret }}
         {{- if and .name (hasPrefix "SASL_" $values.kafka.securityProtocol) }}
         - name: GATEWAY_KAFKA_SASL_PASSWORD
