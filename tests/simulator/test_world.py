@@ -288,3 +288,15 @@ def test_a_draft_reserves_nothing_until_submitted_and_fails_if_its_stock_went() 
     assert stocked.status == "Submitted"
     assert {m.reason for m in world.movements if m.order_number == stocked.order_number} == {"ALC"}
     _assert_consistent(world)
+
+
+def test_orders_asked_by_number_are_those_a_scan_finds_oldest_first() -> None:
+    world = _world()
+    numbers = list(world.orders)
+    asked = [numbers[7], numbers[3], "OCO9999999999999GB", numbers[120], numbers[3]]
+    scanned = [o for o in world.orders.values() if o.order_number in set(asked)]
+    oldest_first = sorted(scanned, key=lambda o: (o.created_at, o.order_number))
+    assert world.orders_matching(asked) == oldest_first
+    window = world.orders_matching(asked, start=oldest_first[1].created_at)
+    assert window == oldest_first[1:]
+    assert world.orders_matching(["OCO9999999999999GB"]) == []
