@@ -404,7 +404,7 @@ class Metrics:
     def exposition(self) -> bytes:
         """The metrics in Prometheus' text format: this process's, or, with ingest
         workers (`use_multiprocess`), every live process's of this gateway together."""
-        if _MULTIPROCESS_ENV not in os.environ:
+        if not in_multiprocess():
             return generate_latest(self.registry)
         registry = CollectorRegistry()
         _collector(registry)
@@ -449,7 +449,7 @@ def join_multiprocess() -> None:
     every update, to notice a fork: an ingest worker's callback pays that syscall some ten
     times (bench/README.md). The gateway's processes are started fresh and never fork, so
     the pid is taken once."""
-    if _MULTIPROCESS_ENV not in os.environ:
+    if not in_multiprocess():
         return
     pid = os.getpid()
     values.ValueClass = _value_class(lambda: pid)
@@ -463,5 +463,5 @@ def in_multiprocess() -> bool:
 
 def process_gone(pid: int) -> None:
     """A process of this gateway exited: its live gauges no longer count."""
-    if _MULTIPROCESS_ENV in os.environ:
+    if in_multiprocess():
         _mark_dead(pid)

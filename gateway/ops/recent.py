@@ -48,7 +48,6 @@ class RecentDeliveries:
     def __init__(self, size: int = KEPT, clock: Callable[[], float] = time.time) -> None:
         self._entries: deque[_Entry] = deque(maxlen=size)
         self._clock = clock
-        self._size = size
 
     def add(
         self,
@@ -121,4 +120,4 @@ class WorkersRecent(RecentDeliveries):
             except (OSError, ValueError):
                 continue  # a worker that is gone, or one still starting
         entries.sort(key=lambda entry: entry[0])
-        return entries[-self._size :]
+        return entries[-(self._entries.maxlen or KEPT) :]

@@ -10,10 +10,10 @@ batch's events, its state changelog and its input positions are committed togeth
 Kafka transaction per partition, or one SQLite transaction). If a commit fails, the
 consumer is rebuilt: state is reloaded from the changelog and the records are read
 again from the committed positions, so nothing is skipped and nothing doubled. When
-ingest shares the process and is refusing callbacks, the reader waits for it (up to a
-second a batch, `give_way`): a callback taken is stored for good while one refused
-comes back, so under overload taking callbacks comes first and the processor catches up
-with bigger batches once the load eases.
+ingest (in this process, or in the replica's ingest workers) is refusing callbacks, the
+reader waits for it (up to a second a batch, `give_way`): a callback taken is stored for
+good while one refused comes back, so under overload taking callbacks comes first and
+the processor catches up with bigger batches once the load eases.
 
 A record the handler could not handle is retried by the shared retry policy
 (gateway/retry.py: jittered backoff, `processor_max_attempts` in all) and then
@@ -107,8 +107,9 @@ class Processor:
         rng: random.Random | None = None,
         give_way: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        """`give_way`, when ingest shares the process: returns once ingest is not refusing
-        callbacks (or after a while), awaited before each batch is read."""
+        """`give_way`, when ingest runs in this replica (this process or its workers):
+        returns once ingest is not refusing callbacks (or after a while), awaited before
+        each batch is read."""
         self._settings = settings
         self._give_way = give_way
         self._log = log

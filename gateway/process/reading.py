@@ -98,10 +98,10 @@ async def read(
     """Fetch and begin batches until cancelled (an empty fetch is not handed over); a
     failure (LogUnavailable from the fetch, or a surprise) is handed over as the last
     item, for the loop to raise. `give_way` returns when the next batch may begin as far
-    as the rest of the process is concerned (ingest sharing it is not overloaded)."""
+    as the rest of the replica is concerned (its ingest is not overloaded)."""
     while True:
         await handoff.room.wait()  # the loop took enough of the batches before
-        if give_way is not None:  # ingest in this process is refusing callbacks
+        if give_way is not None:  # waits while the replica's ingest refuses callbacks
             await give_way()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(READY_WAIT_S):
