@@ -3,6 +3,7 @@ shapes, and forgets quiet entities after the retention."""
 
 from __future__ import annotations
 
+import gc
 import json
 from dataclasses import fields
 from pathlib import Path
@@ -132,3 +133,40 @@ def test_a_view_keeps_its_changes_apart_until_applied(tmp_path: Path) -> None:
     assert store.get(0, OLD).status == "shipped"
     assert store.pending() == [(0, OLD)]
     assert view.changelog() == {}
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        EntityState(),
+        EntityState(status="shipped", occurred_at_ms=5, deliveries=("d1", "d2"), updated_ms=9),
+        EntityState(fingerprints=("f",), followups=(follow_up(), follow_up())),
+        EntityState(
+            status="created",
+            reconciled_status="shipped",
+            oc_status="Shipped",
+            reconciled_oc_status="SHIPPED",
+            followups=(FollowUp("e", "t", (), "d", "i", 1, 2, 3, 4, 5, ("s",), "UK"),),
+        ),
+    ],
+)
+def test_the_store_gives_back_the_state_it_was_given(state: EntityState) -> None:
+    store = StateStore(None, TOPIC)  # type: ignore[arg-type]  # no log: nothing loaded
+    store.put(3, OWED, state)
+    assert store.get(3, OWED) == state
+    assert list(store.owned()) == [(3, OWED, state)]
+    assert store.pending() == ([(3, OWED)] if state.followups else [])
+
+
+def test_a_full_collection_does_not_walk_the_entities_held() -> None:
+    # The collector pauses everything while it walks what it tracks: the store's
+    # entities, hundreds of thousands of them, must not be among it.
+    store = StateStore(None, TOPIC)  # type: ignore[arg-type]
+    gc.collect()
+    before = len(gc.get_objects())
+    for i in range(10_000):
+        state = EntityState(status="shipped", deliveries=(f"d{i}",), fingerprints=(f"f{i}",))
+        store.put(i % 6, StateKey("outbound", f"order-{i}"), state)
+    gc.collect()
+    assert len(gc.get_objects()) - before < 100
+    assert store.get(5, StateKey("outbound", "order-11")).deliveries == ("d11",)
