@@ -52,6 +52,44 @@ class WorldSize:
     returns: int = 40
 
 
+class Picks:
+    """Numbers to pick from at random (open orders, open returns): a list's `append`,
+    `remove`, `in`, `len` and indexing for `random.choice`, each in constant time.
+
+    A long run opens hundreds of thousands of orders; `list.remove` scanned all of them
+    every time one closed. Removing swaps the last number into the gap, so the order of
+    the numbers is not kept (a pick is at random anyway)."""
+
+    __slots__ = ("_items", "_where")
+
+    def __init__(self) -> None:
+        self._items: list[str] = []
+        self._where: dict[str, int] = {}
+
+    def append(self, number: str) -> None:
+        if number not in self._where:
+            self._where[number] = len(self._items)
+            self._items.append(number)
+
+    def remove(self, number: str) -> None:
+        index = self._where.pop(number, None)
+        if index is None:
+            raise ValueError(f"{number!r} is not among the picks")
+        last = self._items.pop()
+        if index < len(self._items):
+            self._items[index] = last
+            self._where[last] = index
+
+    def __contains__(self, number: object) -> bool:
+        return number in self._where
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, index: int) -> str:
+        return self._items[index]
+
+
 class World:
     """All of the simulated OC account's state, and the look-ups over it."""
 
@@ -78,9 +116,9 @@ class World:
         self.returns: dict[str, ReturnOrder] = {}
         self.return_stock: dict[tuple[str, str], ReturnStockCell] = {}
         self.returned_items: dict[str, ReturnedItem] = {}  # by unique id
-        self.open_orders: list[str] = []
-        self.open_returns: list[str] = []
-        self.returnable: list[str] = []  # delivered orders without a return yet
+        self.open_orders = Picks()
+        self.open_returns = Picks()
+        self.returnable = Picks()  # delivered orders without a return yet
         self.counters: dict[str, int] = {}
         lifecycle.populate(self)
 
@@ -271,4 +309,13 @@ class World:
         return [lifecycle.step(self, kind, status) for _ in range(count)]
 
 
-__all__ = ["REGIONS", "RETURN_WAREHOUSES", "Clock", "SimCallback", "World", "WorldSize", "utc_now"]
+__all__ = [
+    "REGIONS",
+    "RETURN_WAREHOUSES",
+    "Clock",
+    "Picks",
+    "SimCallback",
+    "World",
+    "WorldSize",
+    "utc_now",
+]
