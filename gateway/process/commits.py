@@ -34,6 +34,8 @@ class Work:
     published: list[tuple[str, datetime]] = field(default_factory=list)
     started: list[float] = field(default_factory=list)
     """When each batch with records began (for its duration once committed)."""
+    built: list[float] = field(default_factory=list)
+    """When each batch with records was handed over (for its commit stage)."""
     records: int = 0
 
     def add(
@@ -42,6 +44,7 @@ class Work:
         positions: Mapping[TopicPartition, int],
         published: Sequence[tuple[str, datetime]],
         started: float | None,
+        built: float | None = None,
     ) -> None:
         for tp, records in outputs.items():
             self.outputs.setdefault(tp, []).extend(records)
@@ -50,6 +53,8 @@ class Work:
         self.published.extend(published)
         if started is not None:
             self.started.append(started)
+        if built is not None:
+            self.built.append(built)
 
 
 class GroupCommit:
@@ -82,11 +87,13 @@ class GroupCommit:
         positions: Mapping[TopicPartition, int],
         published: Sequence[tuple[str, datetime]] = (),
         started: float | None = None,
+        built: float | None = None,
     ) -> None:
-        """Commit this after everything added before; a commit starts now if none runs."""
+        """Commit this after everything added before; a commit starts now if none runs.
+        `started` and `built` (perf_counter) are when the batch began and was handed over."""
         if self._pending is None:
             self._pending = Work()
-        self._pending.add(outputs, positions, published, started)
+        self._pending.add(outputs, positions, published, started, built)
         task = self._task
         if task is None or (task.done() and not task.cancelled() and task.exception() is None):
             # (after a failure nothing more starts: settle() raises it and drops the rest)

@@ -254,6 +254,7 @@ class Processor:
                 epoch=lambda: self._epoch,
                 batch_size=self._settings.processor_batch_size,
                 fetch_timeout_s=_FETCH_TIMEOUT_S,
+                now=self._clock.time,
             ),
             name="processor-reader",
         )
@@ -278,6 +279,7 @@ class Processor:
         committed offset); such a batch is dropped instead."""
         if fetched.begun is not None:  # wait for OC without holding up a rebalance
             await fetched.begun.enriched()
+        self._observe_queued(fetched)
         async with self._batch_lock:
             if fetched.records and fetched.epoch != self._epoch:
                 fetched.drop()
@@ -290,6 +292,17 @@ class Processor:
             await self._expire_state(consumer)
         return True
 
+    def _observe_queued(self, fetched: Fetched) -> None:
+        """The stages a fetched batch went through before it is finished: queued in the
+        log until fetched, then fetched until its look-ups are in."""
+        if not fetched.records or not fetched.fetched_at:
+            return
+        stage = self._metrics.processor_stage
+        oldest = fetched.oldest_s
+        if oldest is not None:
+            stage.labels("queued").observe(max(0.0, fetched.fetched_at - oldest))
+        stage.labels("enrich").observe(max(0.0, self._clock.time() - fetched.fetched_at))
+
     async def _settle(self) -> None:
         """Wait for the commits in flight; a failure (LogUnavailable) surfaces here."""
         if self._commits is not None:
@@ -301,6 +314,9 @@ class Processor:
         now = time.perf_counter()
         for started in work.started:
             self._metrics.batch_duration.observe(now - started)
+        commit = self._metrics.processor_stage.labels("commit")
+        for built in work.built:
+            commit.observe(now - built)
 
     async def _process_batch(self, consumer: LogConsumer, fetched: Fetched) -> None:
         started = time.perf_counter()
@@ -321,7 +337,12 @@ class Processor:
             return
         view.apply()  # the next batch builds on this state while this one commits
         assert self._commits is not None
-        self._commits.add(outputs, positions, published, started if records else None)
+        built = time.perf_counter()
+        if records:
+            self._metrics.processor_stage.labels("build").observe(built - started)
+        self._commits.add(
+            outputs, positions, published, started if records else None, built if records else None
+        )
         if self._commits.waiting > COMMIT_BACKLOG_RECORDS:
             await self._settle()  # commits fall behind: finish no more until they caught up
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,14 @@ class Fetched:
     records: Sequence[LogRecord] = ()
     begun: Begun | None = None
     error: Exception | None = None
+    fetched_at: float = 0.0
+    """Unix time of the fetch (for the time its records queued before it)."""
+
+    @property
+    def oldest_s(self) -> float | None:
+        """Unix time its oldest record was written to the log, if the log says."""
+        stamps = [r.timestamp_ms for r in self.records if r.timestamp_ms > 0]
+        return min(stamps) / 1000 if stamps else None
 
     def drop(self) -> None:
         """Not to be finished: stop waiting for its look-ups."""
@@ -94,6 +103,7 @@ async def read(
     epoch: Callable[[], int],
     batch_size: int,
     fetch_timeout_s: float,
+    now: Callable[[], float] = time.time,
 ) -> None:
     """Fetch and begin batches until cancelled (an empty fetch is not handed over); a
     failure (LogUnavailable from the fetch, or a surprise) is handed over as the last
@@ -111,10 +121,11 @@ async def read(
             records = await consumer.fetch(batch_size, fetch_timeout_s)
             if not records:
                 continue
+            fetched_at = now()
             # A fetch a rebalance overtook (the first one of a new member, too) is only
             # handed over for the loop to drop: nothing of it is read or asked of OC.
             begun = await begin(records) if epoch() == fetched_in else None
         except Exception as exc:
             handoff.put(Fetched(fetched_in, error=exc))
             return
-        handoff.put(Fetched(fetched_in, records, begun))
+        handoff.put(Fetched(fetched_in, records, begun, fetched_at=fetched_at))

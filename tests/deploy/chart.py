@@ -98,6 +98,7 @@ HISTOGRAMS = frozenset(
         "gateway_oc_request_duration_seconds",
         "gateway_oc_batch_size",
         "gateway_event_lag_seconds",
+        "gateway_processor_stage_duration_seconds",
     }
 )
 METRIC_NAMES = COUNTERS | GAUGES | HISTOGRAMS

@@ -83,4 +83,6 @@ async def test_metrics_are_exported_and_move_when_callbacks_flow(tmp_path: Path)
     assert value(after, "gateway_event_lag_seconds_count", type=status_type) == 1
     assert value(after, "gateway_enrichment_total", status="not_requested") == 1
     assert value(after, "gateway_processor_batch_duration_seconds_count") >= 1
+    for stage in ("queued", "enrich", "build", "commit"):
+        assert value(after, "gateway_processor_stage_duration_seconds_count", stage=stage) >= 1
     assert (ready.status_code, live.status_code) == (200, 200)

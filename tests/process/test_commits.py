@@ -90,3 +90,11 @@ async def test_a_failed_commit_is_raised_and_nothing_behind_it_commits() -> None
     assert len(log.gates) == 1  # neither b nor c was ever committed
     assert commits.idle
     assert commits.waiting == 0
+
+
+def test_work_keeps_each_batchs_times_for_its_stages() -> None:
+    work = Work()
+    work.add({P0: out(b"a")}, {P0: 1}, (), started=1.0, built=1.5)
+    work.add({P1: out(b"b")}, {P1: 1}, (), started=None, built=None)  # follow-ups only
+    work.add({P0: out(b"c")}, {P0: 2}, (), started=2.0, built=2.25)
+    assert (work.started, work.built, work.records) == ([1.0, 2.0], [1.5, 2.25], 3)
