@@ -13,14 +13,14 @@ import contextlib
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench import producer_perf, vegeta
+from bench import producer_perf, stages, vegeta
 from bench.audit import audit, end_to_end, enrichment_mix
 from bench.procstat import Sampler, sample, total
 from bench.services import (
@@ -130,15 +130,19 @@ async def step(
     seconds: float,
     workers: int = 64,
     max_workers: int | None = None,
+    stage_urls: Sequence[str] = (),
 ) -> dict[str, Any]:
     """One attack on the gateway, then wait until every accepted callback's event is out
-    (with no reader, for ingest alone: the answers and the gateway's CPU and memory)."""
+    (with no reader, for ingest alone: the answers and the gateway's CPU and memory).
+    `stage_urls`: the /metrics of the mode's processes, for where batches spent time."""
     path, callbacks = await asyncio.to_thread(
         _targets, ctx, name, f"{gateway.url}/webhooks/oc/outbound", rate or 4000, seconds
     )
     delivery = {c.message_id: c.delivery_id for c in callbacks}
     bodies = {c.delivery_id: c.body for c in callbacks}
     oc_before = await asyncio.to_thread(_sim_requests, ctx.simulator_url)
+    async with httpx.AsyncClient() as client:
+        stages_before = await stages.scrape(client, stage_urls)
     before = total(pids)
     attack = vegeta.Attack(name, rate, seconds, workers=workers, max_workers=max_workers)
     with Sampler(pids) as sampler:
@@ -150,6 +154,8 @@ async def step(
             lambda: seen.covers(sent_at), ctx.plan.catch_up_timeout_s
         )
     after = total(pids)
+    async with httpx.AsyncClient() as client:
+        stages_after = await stages.scrape(client, stage_urls)
     oc_calls = await asyncio.to_thread(_sim_requests, ctx.simulator_url) - oc_before
     accepted = len(sent_at)
     per_k = 1000 / accepted if accepted else float("nan")
@@ -177,6 +183,7 @@ async def step(
         "duplicates": checked.duplicates,
         "enrichment": enrichment_mix(r for r in records if r.delivery_id in sent_at),
         "refused_latency_ms": refusals.as_ms(),
+        "processor_stages_ms": stages.during(stages_before, stages_after),
     }
 
 
@@ -255,6 +262,7 @@ async def bench_mode(ctx: Context, mode: str) -> dict[str, Any]:
     )
     gateways = await _start_gateways(ctx, mode, config)
     gateway, pids = gateways[0], [g.pid for g in gateways]
+    urls = [f"http://127.0.0.1:{g.metrics_port}/metrics" for g in gateways]
     steps: list[dict[str, Any]] = []
     codes: list[int | None] = []
     try:
@@ -262,12 +270,19 @@ async def bench_mode(ctx: Context, mode: str) -> dict[str, Any]:
             async with reader_running(mode, config, bootstrap) as watching:
                 await step(
                     ctx, gateway, pids, watching, f"{mode}-warmup", plan.warmup_rate, plan.warmup_s
-                )
+                )  # warm-up: its batch stages are not kept
                 for rate in plan.rates:
                     print(f"[{mode}] {rate}/s for {plan.step_s:.0f} s", flush=True)
                     steps.append(
                         await step(
-                            ctx, gateway, pids, watching, f"{mode}-{rate}", rate, plan.step_s
+                            ctx,
+                            gateway,
+                            pids,
+                            watching,
+                            f"{mode}-{rate}",
+                            rate,
+                            plan.step_s,
+                            stage_urls=urls,
                         )
                     )
                     if not steps[-1]["sustained"]:
@@ -283,6 +298,7 @@ async def bench_mode(ctx: Context, mode: str) -> dict[str, Any]:
                     0,
                     plan.saturation_s,
                     plan.saturation_workers,
+                    stage_urls=urls,
                 )
                 overload, overload_steps = [], []
                 if mode in plan.overload_modes:
@@ -301,6 +317,7 @@ async def bench_mode(ctx: Context, mode: str) -> dict[str, Any]:
                             offered,
                             plan.overload_s,
                             max_workers=plan.overload_max_in_flight,
+                            stage_urls=urls,
                         )
                         overload.append(
                             overloaded(mode, capacity, result, plan.overload_max_in_flight)

@@ -16,6 +16,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from bench.stages import STAGES
+
 TARGETS = {
     "ack_p99_ms_at_1000": 10.0,  # ingest alone (issue 13)
     "ack_p99_ms_at_1000_one_process": 25.0,  # ingest and processor together (issue 12)
@@ -149,6 +151,14 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def _ms3(latency: dict[str, float]) -> str:
     return " / ".join(_fmt(latency[p]) for p in ("p50", "p99", "p999"))
+
+
+def _stages(step: dict[str, Any]) -> str:
+    """A step's batch stages' p99, or "-" (ingest alone, or results from before them)."""
+    found = step.get("processor_stages_ms") or {}
+    if not found:
+        return "-"
+    return " / ".join(_fmt(found.get(stage, {}).get("p99_ms")) for stage in STAGES)
 
 
 def _offered(step: dict[str, Any]) -> str:
@@ -299,6 +309,7 @@ def _bench_md(b: dict[str, Any]) -> list[str]:
         "OC calls per 1,000",
         "CPU s per 1,000",
         "peak RSS (MB)",
+        "batch stages p99 (ms): queued / enrich / build / commit",
     ]
     for name, mode in b["modes"].items():
         rows = [
@@ -310,6 +321,7 @@ def _bench_md(b: dict[str, Any]) -> list[str]:
                 _fmt(s["oc_calls_per_1000"]),
                 _fmt(s["cpu_s_per_1000"], 2),
                 _fmt(s["rss_peak_bytes"] / 2**20),
+                _stages(s),
             ]
             for s in [*mode["rates"], mode["saturation"], *mode.get("overload_steps", [])]
         ]

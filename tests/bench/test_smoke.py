@@ -46,6 +46,10 @@ def _well_formed_step(step: dict[str, object]) -> None:
     assert e2e["count"] + step["reconciled"] == ack["count"]
     assert isinstance(step["oc_calls_per_1000"], float)
     assert isinstance(step["cpu_s_per_1000"], float)
+    stages = step["processor_stages_ms"]
+    assert isinstance(stages, dict)
+    # Every step of a mode with a processor saw its batches go through every stage.
+    assert set(stages) == {"queued", "enrich", "build", "commit"}, stages
 
 
 async def test_benchmark_smoke(tmp_path: Path, vegeta: Path, kafka_broker: Broker) -> None:
