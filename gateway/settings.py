@@ -289,6 +289,15 @@ class Settings(BaseSettings):
     oc_rate_limit_per_s: float = Field(
         20.0, gt=0, description="OC requests per second per account."
     )
+    oc_orders_per_query: int = Field(
+        50,
+        ge=1,
+        le=1000,
+        description="Order numbers per Outbound Order Query v2. OC answers up to 1,000 orders "
+        "a query and documents no limit on the list; 50 is its limit for placing orders. With "
+        "GATEWAY_OC_RATE_LIMIT_PER_S it bounds enrichment: about budget x this many orders a "
+        "second.",
+    )
     oc_max_retries: int = Field(3, ge=0, description="Retries of a transient OC failure.")
     oc_breaker_failures: int = Field(
         5, gt=0, description="Consecutive failures that open an endpoint's circuit breaker."

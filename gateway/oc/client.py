@@ -64,9 +64,6 @@ from schemas.oc_api import (
 )
 from schemas.oc_entities import OcOutboundOrder, OcReturnOrder, OcStockRow
 
-ORDERS_PER_QUERY: Final = 50
-"""Order numbers per Outbound Order Query v2. OC publishes no limit; 50 is its limit for
-placing orders and keeps an answer far below the 1,000-result cap."""
 RETURNS_PER_QUERY: Final = 50
 RETURN_ORDERS_WINDOW: Final = OUTBOUND_QUERY_MAX_WINDOW
 """Not published for returns; the 7 days of OC's other time windows."""
@@ -100,7 +97,7 @@ class OcClient:
             STOCK_SNAPSHOT.name, self._fetch_stock, STOCK_SNAPSHOT_MAX_PAGE_SIZE, []
         )
         self._orders = self._batcher(
-            OUTBOUND_QUERY.name, self._fetch_orders, ORDERS_PER_QUERY, None
+            OUTBOUND_QUERY.name, self._fetch_orders, settings.oc_orders_per_query, None
         )
         self._returns = self._batcher(
             RETURN_ORDERS.name, self._fetch_returns, RETURNS_PER_QUERY, None
@@ -247,7 +244,7 @@ class OcClient:
 
     async def _fetch_orders(self, numbers: list[str]) -> dict[str, OcOutboundOrder | None]:
         found: dict[str, OcOutboundOrder | None] = {}
-        for chunk in chunks(numbers, ORDERS_PER_QUERY):
+        for chunk in chunks(numbers, self._settings.oc_orders_per_query):
             orders = await self.queries.outbound_orders(
                 OutboundQuery.for_orders(chunk), Priority.ENRICH
             )

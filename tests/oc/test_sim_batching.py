@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from gateway.ops.metrics import Metrics
 from tests.simulation import Sim
 
@@ -81,3 +83,19 @@ async def test_return_lookups_are_batched_too(sim: Sim, oc_client: ClientFactory
     assert endpoints["return_orders"]["requests"] == 1
     assert endpoints["return_stock"]["requests"] == 1
     assert endpoints["return_stock"]["ids"] == len(skus)
+
+
+@pytest.mark.parametrize(("per_query", "queries"), [(50, 3), (60, 2), (200, 1)])
+async def test_order_lookups_go_in_queries_of_the_configured_size(
+    sim: Sim, oc_client: ClientFactory, per_query: int, queries: int
+) -> None:
+    events = await outbound_events(sim, 5)
+    known = list(dict.fromkeys(e.order_number for e in events))
+    numbers = known + [f"OCO{9_000_000_000 + i}" for i in range(120 - len(known))]
+    async with oc_client(oc_orders_per_query=per_query) as client:
+        await client.get_order("warm-up")
+        found = await client.get_orders(numbers)
+    stats = (await sim.stats())["endpoints"]["outbound_query_v2"]
+    assert stats["requests"] == 1 + queries  # the warm-up, then 120 numbers
+    assert stats["ids"] == 1 + 120
+    assert {n for n, order in found.items() if order is not None} == set(known)
