@@ -262,7 +262,7 @@ async def bench_mode(ctx: Context, mode: str) -> dict[str, Any]:
     )
     gateways = await _start_gateways(ctx, mode, config)
     gateway, pids = gateways[0], [g.pid for g in gateways]
-    urls = [f"http://127.0.0.1:{g.metrics_port}/metrics" for g in gateways]
+    urls = [g.metrics_url for g in gateways]
     steps: list[dict[str, Any]] = []
     codes: list[int | None] = []
     try:

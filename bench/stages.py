@@ -10,46 +10,33 @@ reads as the highest finite bound.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping
 from typing import Final
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 STAGES: Final = ("queued", "enrich", "build", "commit")
-_METRIC: Final = "gateway_processor_stage_duration_seconds_bucket"
-_LABEL = re.compile(r'(\w+)="([^"]*)"')
+_BUCKET: Final = "gateway_processor_stage_duration_seconds_bucket"
 
 Buckets = dict[str, dict[float, float]]
 """stage -> upper bound (s) -> cumulative count."""
 
 
-def parse(exposition: str) -> Buckets:
-    """The stage histogram's cumulative bucket counts in one /metrics text (summed over
-    every series of the same stage, for gateways with several processes)."""
+def parse(*expositions: str) -> Buckets:
+    """The stage histogram's cumulative bucket counts in /metrics texts, added up over
+    every series of a stage (the processes of a mode, and their pids in one text)."""
     found: Buckets = {}
-    for line in exposition.splitlines():
-        if not line.startswith(_METRIC + "{"):
-            continue
-        labels_text, _, value = line[len(_METRIC) + 1 :].rpartition("} ")
-        labels = dict(_LABEL.findall(labels_text))
-        stage, le = labels.get("stage"), labels.get("le")
-        if stage is None or le is None:
-            continue
-        bound = math.inf if le == "+Inf" else float(le)
-        per_stage = found.setdefault(stage, {})
-        per_stage[bound] = per_stage.get(bound, 0.0) + float(value)
+    for exposition in expositions:
+        for family in text_string_to_metric_families(exposition):
+            for sample in family.samples:
+                stage, le = sample.labels.get("stage"), sample.labels.get("le")
+                if sample.name != _BUCKET or stage is None or le is None:
+                    continue
+                per_stage = found.setdefault(stage, {})
+                bound = float(le)  # "+Inf" reads as math.inf
+                per_stage[bound] = per_stage.get(bound, 0.0) + sample.value
     return found
-
-
-def combine(expositions: Iterable[Buckets]) -> Buckets:
-    total: Buckets = {}
-    for buckets in expositions:
-        for stage, counts in buckets.items():
-            into = total.setdefault(stage, {})
-            for bound, count in counts.items():
-                into[bound] = into.get(bound, 0.0) + count
-    return total
 
 
 def quantile(q: float, cumulative: Mapping[float, float]) -> float:
@@ -91,4 +78,4 @@ def during(before: Buckets, after: Buckets) -> dict[str, dict[str, float]]:
 
 async def scrape(client: httpx.AsyncClient, urls: Iterable[str]) -> Buckets:
     """The stage histograms of every gateway process of a mode, added up."""
-    return combine([parse((await client.get(url, timeout=10)).text) for url in urls])
+    return parse(*[(await client.get(url, timeout=10)).text for url in urls])
