@@ -132,6 +132,7 @@ class Processor:
         )
         self._published = Children(metrics.events_published)
         self._event_lag = Children(metrics.event_lag)
+        self._stage = Children(metrics.processor_stage)
         self._batch_lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._interrupt = asyncio.Event()  # cuts a retry wait short (revocation, stop)
@@ -279,7 +280,7 @@ class Processor:
         committed offset); such a batch is dropped instead."""
         if fetched.begun is not None:  # wait for OC without holding up a rebalance
             await fetched.begun.enriched()
-        self._observe_queued(fetched)
+        self._observe_waits(fetched)
         async with self._batch_lock:
             if fetched.records and fetched.epoch != self._epoch:
                 fetched.drop()
@@ -292,16 +293,15 @@ class Processor:
             await self._expire_state(consumer)
         return True
 
-    def _observe_queued(self, fetched: Fetched) -> None:
+    def _observe_waits(self, fetched: Fetched) -> None:
         """The stages a fetched batch went through before it is finished: queued in the
         log until fetched, then fetched until its look-ups are in."""
         if not fetched.records or not fetched.fetched_at:
             return
-        stage = self._metrics.processor_stage
         oldest = fetched.oldest_s
         if oldest is not None:
-            stage.labels("queued").observe(max(0.0, fetched.fetched_at - oldest))
-        stage.labels("enrich").observe(max(0.0, self._clock.time() - fetched.fetched_at))
+            self._stage("queued").observe(max(0.0, fetched.fetched_at - oldest))
+        self._stage("enrich").observe(max(0.0, self._clock.time() - fetched.fetched_at))
 
     async def _settle(self) -> None:
         """Wait for the commits in flight; a failure (LogUnavailable) surfaces here."""
@@ -314,7 +314,7 @@ class Processor:
         now = time.perf_counter()
         for started in work.started:
             self._metrics.batch_duration.observe(now - started)
-        commit = self._metrics.processor_stage.labels("commit")
+        commit = self._stage("commit")
         for built in work.built:
             commit.observe(now - built)
 
@@ -339,7 +339,7 @@ class Processor:
         assert self._commits is not None
         built = time.perf_counter()
         if records:
-            self._metrics.processor_stage.labels("build").observe(built - started)
+            self._stage("build").observe(built - started)
         self._commits.add(
             outputs, positions, published, started if records else None, built if records else None
         )
