@@ -58,7 +58,8 @@ class Picks:
 
     A long run opens hundreds of thousands of orders; `list.remove` scanned all of them
     every time one closed. Removing swaps the last number into the gap, so the order of
-    the numbers is not kept (a pick is at random anyway)."""
+    the numbers is not kept (a pick is at random anyway), and a number appended twice is
+    held once (a list would hold it twice; the world never appends one twice)."""
 
     __slots__ = ("_items", "_where")
 
