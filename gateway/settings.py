@@ -290,13 +290,14 @@ class Settings(BaseSettings):
         20.0, gt=0, description="OC requests per second per account."
     )
     oc_orders_per_query: int = Field(
-        50,
+        200,
         ge=1,
         le=1000,
-        description="Order numbers per Outbound Order Query v2. OC answers up to 1,000 orders "
-        "a query and documents no limit on the list; 50 is its limit for placing orders. With "
-        "GATEWAY_OC_RATE_LIMIT_PER_S it bounds enrichment: about budget x this many orders a "
-        "second.",
+        description="Order numbers per Outbound Order Query v2. OC caps an answer at 1,000 "
+        "orders and documents no limit on the list; 200 is the most its other list calls "
+        "take. If OC refuses a list as too long, the client halves it until OC takes it and "
+        "keeps that size. With GATEWAY_OC_RATE_LIMIT_PER_S it bounds enrichment: about "
+        "budget x this many orders a second.",
     )
     oc_max_retries: int = Field(3, ge=0, description="Retries of a transient OC failure.")
     oc_breaker_failures: int = Field(

@@ -5,7 +5,9 @@ many-at-once forms `get_orders`, `stock_of`, `get_returns`, `return_stock_of`) g
 through one `Batcher` each: answered from a short cache
 (`oc_cache_ttl_s`), coalesced with identical look-ups in flight, and batched across
 concurrent callers for `oc_batch_window_ms` (the many-at-once forms send at once, their
-caller has all its keys together; orders and returns: up to 50 numbers per
+caller has all its keys together; orders: up to `oc_orders_per_query` numbers per
+query, fewer from the first time OC refuses that many as too many (the list is halved
+until OC takes it, and the client keeps the smaller size); returns: up to 50 numbers per
 query; StockSnapshot v2 and the return stock snapshot: up to 200 ids per request, every
 page). When an endpoint's breaker is open, look-ups not in the cache fail at once.
 
@@ -47,6 +49,7 @@ from gateway.oc.ratelimit import AccountLimiter, Priority
 from gateway.oc.responses import OcLimitExceeded
 from gateway.oc.tokens import TokenStore
 from gateway.oc.windows import Window, halve, split_range
+from gateway.ops.logs import get_logger
 from gateway.ops.metrics import Metrics
 from gateway.ops.tracing import Tracing
 from gateway.retry import RetryPolicy
@@ -63,6 +66,8 @@ from schemas.oc_api import (
     ReturnStockRow,
 )
 from schemas.oc_entities import OcOutboundOrder, OcReturnOrder, OcStockRow
+
+logger = get_logger("gateway.oc")
 
 RETURNS_PER_QUERY: Final = 50
 RETURN_ORDERS_WINDOW: Final = OUTBOUND_QUERY_MAX_WINDOW
@@ -99,6 +104,8 @@ class OcClient:
         self._orders = self._batcher(
             OUTBOUND_QUERY.name, self._fetch_orders, settings.oc_orders_per_query, None
         )
+        self.orders_per_query = settings.oc_orders_per_query
+        """Order numbers per Outbound Order Query: the setting, until OC refuses as many."""
         self._returns = self._batcher(
             RETURN_ORDERS.name, self._fetch_returns, RETURNS_PER_QUERY, None
         )
@@ -244,13 +251,38 @@ class OcClient:
 
     async def _fetch_orders(self, numbers: list[str]) -> dict[str, OcOutboundOrder | None]:
         found: dict[str, OcOutboundOrder | None] = {}
-        for chunk in chunks(numbers, self._settings.oc_orders_per_query):
-            orders = await self.queries.outbound_orders(
-                OutboundQuery.for_orders(chunk), Priority.ENRICH
-            )
+        pending = [numbers]
+        while pending:
+            chunk = pending.pop()
+            if len(chunk) > self.orders_per_query:
+                pending += chunks(chunk, self.orders_per_query)
+                continue
+            try:
+                orders = await self.queries.outbound_orders(
+                    OutboundQuery.for_orders(chunk), Priority.ENRICH
+                )
+            except OcLimitExceeded:
+                # OC documents a cap on results (1,000), none on the list: an account may
+                # have one. Ask again in halves, and never for as many again.
+                if len(chunk) == 1:
+                    raise
+                self._fewer_orders_per_query(len(chunk))
+                pending.append(chunk)
+                continue
             for order in orders:
                 found.setdefault(order.order_number, order)
         return found
+
+    def _fewer_orders_per_query(self, refused: int) -> None:
+        size = min(self.orders_per_query, max(1, refused // 2))
+        if size < self.orders_per_query:
+            logger.warning(
+                "OC refused an Outbound Order Query as too big; asking for fewer orders",
+                refused=refused,
+                orders_per_query=size,
+                setting="GATEWAY_OC_ORDERS_PER_QUERY",
+            )
+            self.orders_per_query = size
 
     async def _fetch_returns(self, numbers: list[str]) -> dict[str, OcReturnOrder | None]:
         found: dict[str, OcReturnOrder | None] = {}

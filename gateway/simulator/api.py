@@ -41,6 +41,8 @@ class Call:
     body: bytes
     now: datetime
     query: Mapping[str, list[str]] = field(default_factory=dict)
+    max_ids: int = OUTBOUND_QUERY_MAX_RESULTS
+    """Most order numbers one Outbound Order Query v2 may name (FaultSettings.order_list_limit)."""
 
 
 class BadRequest(Exception):
@@ -88,8 +90,12 @@ def outbound_query(world: World, call: Call) -> Answer:
             return Fail("bad_request", "endTime is before startTime", ids=asked)
         if end - start > OUTBOUND_QUERY_MAX_WINDOW:
             return Fail("limit_exceeded", "The query time range cannot exceed 7 days", ids=asked)
-    if asked > OUTBOUND_QUERY_MAX_RESULTS:
-        return Fail("limit_exceeded", "At most 1000 orders can be queried at once", ids=asked)
+    if asked > call.max_ids:
+        return Fail(
+            "limit_exceeded",
+            f"The orders queried at once cannot exceed {call.max_ids}",
+            ids=asked,
+        )
     found = world.orders_matching(numbers, references, ebay, start, end)
     if len(found) > OUTBOUND_QUERY_MAX_RESULTS:
         return Fail(

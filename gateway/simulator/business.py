@@ -32,7 +32,7 @@ from gateway.simulator.auth import ACCESS_TOKEN_HEADER, check_signature
 from gateway.simulator.data import World
 from gateway.simulator.faults import Fault
 from gateway.simulator.state import Simulator
-from schemas.oc_api import BUSINESS_PREFIX
+from schemas.oc_api import BUSINESS_PREFIX, OUTBOUND_QUERY_MAX_RESULTS
 
 Handler = Callable[[World, Call], Answer]
 
@@ -118,7 +118,13 @@ async def _answer(sim: Simulator, endpoint: Endpoint, request: Request) -> Respo
     answer: Answer | None = _check(sim, endpoint, request, body)
     if answer is None:
         query = {key: request.query_params.getlist(key) for key in request.query_params}
-        call = Call(body=body, now=sim.world.now(), query=query)
+        limit = sim.faults.settings.order_list_limit or OUTBOUND_QUERY_MAX_RESULTS
+        call = Call(
+            body=body,
+            now=sim.world.now(),
+            query=query,
+            max_ids=min(limit, OUTBOUND_QUERY_MAX_RESULTS),
+        )
         try:
             answer = endpoint.handler(sim.world, call)
         except BadRequest as exc:

@@ -49,6 +49,13 @@ class FaultSettings(BaseModel):
     rotate_refresh_tokens: bool = Field(
         False, description="Issue a new refresh token on every refresh (the old one dies)."
     )
+    order_list_limit: int | None = Field(
+        None,
+        ge=1,
+        description="Refuse (limit exceeded) an Outbound Order Query v2 that names more "
+        "orders than this, as an OC account with a list limit of its own would; None: only "
+        "the documented 1,000.",
+    )
     endpoints: list[str] = Field(
         default_factory=list,
         description="Endpoint names (as in /_sim/stats, e.g. return_orders, oauth_token) "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 
 import pytest
 
@@ -99,3 +100,51 @@ async def test_order_lookups_go_in_queries_of_the_configured_size(
     assert stats["requests"] == 1 + queries  # the warm-up, then 120 numbers
     assert stats["ids"] == 1 + 120
     assert {n for n, order in found.items() if order is not None} == set(known)
+
+
+@pytest.mark.parametrize(
+    ("list_limit", "requests", "refused", "learned"),
+    [
+        (None, 1, 0, 200),  # OC takes the 120 numbers at once
+        (150, 1, 0, 200),
+        (100, 3, 1, 60),  # 120 refused; two halves of 60
+        (25, 11, 3, 15),  # 120, 60, 30 refused; eight queries of 15
+    ],
+)
+async def test_an_order_list_oc_refuses_as_too_long_is_asked_again_in_halves(
+    sim: Sim,
+    oc_client: ClientFactory,
+    list_limit: int | None,
+    requests: int,
+    refused: int,
+    learned: int,
+) -> None:
+    events = await outbound_events(sim, 5)
+    known = list(dict.fromkeys(e.order_number for e in events))
+    numbers = known + [f"OCO{9_000_000_000 + i}" for i in range(120 - len(known))]
+    await sim.faults(order_list_limit=list_limit)
+    async with oc_client(oc_orders_per_query=200) as client:
+        await client.get_order("warm-up")
+        found = await client.get_orders(numbers)
+        first = (await sim.stats())["endpoints"]["outbound_query_v2"]
+        # From then on lists are as long as OC took: no refusal, no more queries than that.
+        again = await client.get_orders([f"OCO{8_000_000_000 + i}" for i in range(120)])
+        assert client.orders_per_query == learned
+    stats = (await sim.stats())["endpoints"]["outbound_query_v2"]
+    assert first["requests"] == 1 + requests  # the warm-up, then the 120
+    assert first["outcomes"].get("limit_exceeded", 0) == refused
+    assert stats["requests"] - first["requests"] == math.ceil(120 / learned)
+    assert stats["outcomes"].get("limit_exceeded", 0) == refused
+    assert {n for n, order in found.items() if order is not None} == set(known)
+    assert set(found) == set(numbers)
+    assert not any(again.values())
+
+
+async def test_a_single_order_oc_refuses_as_too_many_fails_the_look_up(
+    sim: Sim, oc_client: ClientFactory
+) -> None:
+    await sim.faults(order_list_limit=1)
+    async with oc_client(oc_orders_per_query=4) as client:
+        found = await client.get_orders(["OCO1", "OCO2"])
+        assert found == {"OCO1": None, "OCO2": None}
+        assert client.orders_per_query == 1
