@@ -49,6 +49,7 @@ def _plan(args: argparse.Namespace) -> benchmark.Plan:
         "rates": tuple(int(r) for r in args.rates.split(",")),
         "references": not args.no_references,
         "gateway_env": tuple(tuple(kv.split("=", 1)) for kv in args.gateway_env),
+        "backlog_callbacks": args.backlog,
     }
     if args.quick:
         chosen |= {
@@ -59,6 +60,7 @@ def _plan(args: argparse.Namespace) -> benchmark.Plan:
             "producer_perf_records": 20_000,
             "broker_warmup_records": 20_000,
             "overload_s": 5.0,
+            "backlog_callbacks": min(args.backlog, 6_000),
         }
     return benchmark.Plan(**chosen)
 
@@ -86,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     run_bench.add_argument("--rates", default="250,500,1000,2000", help="fixed arrival rates")
     run_bench.add_argument("--no-references", action="store_true", help="skip the ceilings")
+    run_bench.add_argument(
+        "--backlog",
+        type=int,
+        default=benchmark.Plan.backlog_callbacks,
+        help="callbacks of the backlog step (0: skip it)",
+    )
     run_bench.add_argument(
         "--gateway-env",
         action="append",

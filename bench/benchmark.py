@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from bench import producer_perf, stages, vegeta
+from bench import backlog, producer_perf, stages, vegeta
 from bench.audit import audit, end_to_end, enrichment_mix
 from bench.procstat import Sampler, sample, total
 from bench.services import (
@@ -30,6 +30,7 @@ from bench.services import (
     bare_app,
     service_url,
     simulator,
+    split_configs,
 )
 from bench.stats import percentiles
 from bench.targets import Callback, fetch_callbacks, payload_bytes, write_targets
@@ -87,6 +88,10 @@ class Plan:
     # for every request still waiting: on two cores it then spends more CPU dialling than
     # the gateway gets, and runs out of file descriptors (bench/README.md).
     overload_max_in_flight: int = 1000
+    # Backlog: with the split deployment's processor away, its ingest takes this many
+    # callbacks at this rate; then a processor starts and works them off (0: no step).
+    backlog_callbacks: int = 30_000
+    backlog_rate: int = 2_000
 
 
 @dataclass
@@ -104,7 +109,7 @@ class Context:
         return found
 
 
-def _targets(
+def targets(
     ctx: Context, name: str, url: str, rate: int, seconds: float
 ) -> tuple[Path, list[Callback]]:
     # A few more than the attack can use, so vegeta never runs out (and never repeats one).
@@ -115,7 +120,7 @@ def _targets(
     return path, callbacks
 
 
-def _sim_requests(url: str) -> int:
+def sim_requests(url: str) -> int:
     total: int = httpx.get(f"{url}/_sim/stats", timeout=10).json()["total"]
     return total
 
@@ -136,11 +141,11 @@ async def step(
     (with no reader, for ingest alone: the answers and the gateway's CPU and memory).
     `stage_urls`: the /metrics of the mode's processes, for where batches spent time."""
     path, callbacks = await asyncio.to_thread(
-        _targets, ctx, name, f"{gateway.url}/webhooks/oc/outbound", rate or 4000, seconds
+        targets, ctx, name, f"{gateway.url}/webhooks/oc/outbound", rate or 4000, seconds
     )
     delivery = {c.message_id: c.delivery_id for c in callbacks}
     bodies = {c.delivery_id: c.body for c in callbacks}
-    oc_before = await asyncio.to_thread(_sim_requests, ctx.simulator_url)
+    oc_before = await asyncio.to_thread(sim_requests, ctx.simulator_url)
     async with httpx.AsyncClient() as client:
         stages_before = await stages.scrape(client, stage_urls)
     before = total(pids)
@@ -156,7 +161,7 @@ async def step(
     after = total(pids)
     async with httpx.AsyncClient() as client:
         stages_after = await stages.scrape(client, stage_urls)
-    oc_calls = await asyncio.to_thread(_sim_requests, ctx.simulator_url) - oc_before
+    oc_calls = await asyncio.to_thread(sim_requests, ctx.simulator_url) - oc_before
     accepted = len(sent_at)
     per_k = 1000 / accepted if accepted else float("nan")
     checked = audit(sent_at, bodies, records, "-")
@@ -219,28 +224,7 @@ async def _start_gateways(ctx: Context, mode: str, config: GatewayConfig) -> lis
         gateway = Gateway(config, ctx.out / f"gateway-{mode}.log")
         await asyncio.to_thread(gateway.start)
         return [gateway]
-    ingest_only = GatewayConfig(
-        config.data_dir / "ingest",
-        config.suffix,
-        config.bootstrap,
-        config.oc_url,
-        {
-            **config.extra,
-            "GATEWAY_PROCESSOR_ENABLED": "false",
-            "GATEWAY_INSTANCE_ID": "bench-ingest",
-        },
-    )
-    processor_only = GatewayConfig(
-        config.data_dir / "processor",
-        config.suffix,
-        config.bootstrap,
-        config.oc_url,
-        {
-            **config.extra,
-            "GATEWAY_INGEST_ENABLED": "false",
-            "GATEWAY_INSTANCE_ID": "bench-processor",
-        },
-    )
+    ingest_only, processor_only = split_configs(config)
     gateways = [
         Gateway(ingest_only, ctx.out / f"gateway-{mode}-ingest.log"),
         Gateway(processor_only, ctx.out / f"gateway-{mode}-processor.log"),
@@ -382,7 +366,7 @@ async def bench_bare(ctx: Context) -> dict[str, Any]:
 async def attack_only(
     ctx: Context, app: Service, url: str, name: str, rate: int, seconds: float, workers: int = 64
 ) -> dict[str, Any]:
-    path, _ = await asyncio.to_thread(_targets, ctx, name, url, rate or 6000, seconds)
+    path, _ = await asyncio.to_thread(targets, ctx, name, url, rate or 6000, seconds)
     before = sample(app.pid)
     attack = vegeta.Attack(name, rate, seconds, workers=workers)
     result = await asyncio.to_thread(vegeta.run, ctx.vegeta, attack, path, ctx.out)
@@ -418,6 +402,17 @@ async def run(
                 out / "broker-warmup.log",
             )
         modes = {mode: await bench_mode(ctx, mode) for mode in plan.modes}
+        backlog_figures: dict[str, Any] | None = None
+        if plan.backlog_callbacks and broker is not None:
+            print(f"[{SPLIT}] backlog of {plan.backlog_callbacks:,} callbacks", flush=True)
+            config = GatewayConfig(
+                out / "backlog",
+                f"backlog-{uuid.uuid4().hex[:8]}",
+                broker.bootstrap,
+                sim_url,
+                dict(plan.gateway_env),
+            )
+            backlog_figures = await backlog.run(ctx, config, out)
         references: dict[str, Any] = {}
         if plan.references:
             references["bare_starlette"] = await bench_bare(ctx)
@@ -438,6 +433,7 @@ async def run(
             "payload_bytes": payload_bytes(ctx.payloads),
             "modes": modes,
             "overload": [entry for mode in modes.values() for entry in mode["overload"]],
+            "backlog": backlog_figures,
             "references": references,
         }
     finally:

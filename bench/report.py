@@ -272,6 +272,39 @@ def _overload_md(entries: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+def _backlog_md(b: dict[str, Any] | None) -> list[str]:
+    if not b:
+        return []
+    mix = ", ".join(f"{kind}: {n:,}" for kind, n in sorted(b["enrichment"].items()))
+    row = [
+        b["mode"],
+        f"{b['accepted']:,} at {_fmt(b['offered_per_s'])}/s",
+        f"{_fmt(b['drain_s'])} (start-up {_fmt(b['processor_start_s'])})",
+        _fmt(b["drained_per_s"]),
+        _fmt(b["oc_calls_per_1000"]),
+        mix or "-",
+        f"{b['missing']} / {b['duplicates']}",
+    ]
+    header = [
+        "mode",
+        "backlog",
+        "worked off in (s)",
+        "events/s",
+        "OC calls per 1,000",
+        "enrichment",
+        "missing / duplicated",
+    ]
+    return [
+        "### Backlog",
+        "",
+        "Ingest alone took the backlog while no processor ran; then a processor started and "
+        "worked it off (time from its start until a read_committed reader had every event)."
+        + ("" if b["drained"] else " **It did not finish within the catch-up timeout.**"),
+        "",
+        *_table(header, [row]),
+    ]
+
+
 def _bench_md(b: dict[str, Any]) -> list[str]:
     m = b["machine"]
     refs = b.get("references", {})
@@ -327,6 +360,7 @@ def _bench_md(b: dict[str, Any]) -> list[str]:
         ]
         lines += [f"### {name} log", "", *_table(header, rows)]
     lines += _overload_md(b.get("overload", []))
+    lines += _backlog_md(b.get("backlog"))
     if bare:
         rows = [
             [_offered(s), _fmt(s["ok_per_s"]), _ms3(s["ack_latency_ms"])]

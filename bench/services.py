@@ -171,6 +171,33 @@ class GatewayConfig:
         return env
 
 
+def split_configs(config: GatewayConfig) -> tuple[GatewayConfig, GatewayConfig]:
+    """The ingest-only and processor-only configurations of one split deployment."""
+    ingest = GatewayConfig(
+        config.data_dir / "ingest",
+        config.suffix,
+        config.bootstrap,
+        config.oc_url,
+        {
+            **config.extra,
+            "GATEWAY_PROCESSOR_ENABLED": "false",
+            "GATEWAY_INSTANCE_ID": "bench-ingest",
+        },
+    )
+    processor = GatewayConfig(
+        config.data_dir / "processor",
+        config.suffix,
+        config.bootstrap,
+        config.oc_url,
+        {
+            **config.extra,
+            "GATEWAY_INGEST_ENABLED": "false",
+            "GATEWAY_INSTANCE_ID": "bench-processor",
+        },
+    )
+    return ingest, processor
+
+
 class Gateway(Service):
     """`gateway serve` with a config; keeps its ports across restarts."""
 

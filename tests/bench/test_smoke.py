@@ -30,6 +30,8 @@ _PLAN = benchmark.Plan(
     catch_up_timeout_s=60.0,
     overload_factors=(2,),
     overload_s=2.0,
+    backlog_callbacks=300,
+    backlog_rate=150,
 )
 
 
@@ -69,6 +71,13 @@ async def test_benchmark_smoke(tmp_path: Path, vegeta: Path, kafka_broker: Broke
     assert overload["sender_max_in_flight"] == _PLAN.overload_max_in_flight
     assert overload["sent_per_s"] > 0
     assert "requests in flight" in report.summary(results)
+    backlog = section["backlog"]
+    assert backlog["accepted"] == 300
+    assert backlog["drained"] is True
+    assert (backlog["missing"], backlog["duplicates"]) == (0, 0)
+    assert backlog["drained_per_s"] > 0
+    assert sum(backlog["enrichment"].values()) == 300
+    assert "### Backlog" in report.summary(results)
     refs = section["references"]
     assert refs["bare_starlette"]["saturation"]["ok_per_s"] > 0
     assert refs["kafka_producer_perf"]["records_per_s"] > 0
