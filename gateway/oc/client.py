@@ -44,6 +44,7 @@ from gateway.oc.queries import (
     STOCK_SNAPSHOT,
     OcQueries,
     chunks,
+    shorter_list,
 )
 from gateway.oc.ratelimit import AccountLimiter, Priority
 from gateway.oc.responses import OcLimitExceeded
@@ -274,7 +275,7 @@ class OcClient:
         return found
 
     def _fewer_orders_per_query(self, refused: int) -> None:
-        size = min(self.orders_per_query, max(1, refused // 2))
+        size = shorter_list(self.orders_per_query, refused)
         if size < self.orders_per_query:
             logger.warning(
                 "OC refused an Outbound Order Query as too big; asking for fewer orders",

@@ -51,6 +51,13 @@ def chunks(items: list[str], size: int) -> list[list[str]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+def shorter_list(current: int, refused: int) -> int:
+    """The list size to ask for after OC refused `refused` items in one query as too many:
+    half of that, never more than `current` (another query may have shortened it
+    already), at least 1."""
+    return min(current, max(1, refused // 2))
+
+
 def more_pages(has_next_page: bool | None, rows: int, page_size: int) -> bool:
     """OC says so (`hasNextPage`), or, when it does not say, the page was full (OC's
     last page is the short one)."""
