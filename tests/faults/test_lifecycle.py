@@ -49,12 +49,20 @@ async def _acked(load: Load, count: int) -> bool:
 
 
 @pytest.mark.kafka
-async def test_sigkill_with_a_full_spool_loses_nothing(tmp_path: Path, own_broker: Broker) -> None:
+@pytest.mark.parametrize(
+    "layout",
+    [{}, {"GATEWAY_INGEST_OWN_PROCESS": "true"}],
+    ids=["one-process", "ingest-own-process"],
+)
+async def test_sigkill_with_a_full_spool_loses_nothing(
+    tmp_path: Path, own_broker: Broker, layout: dict[str, str]
+) -> None:
     env = gateway_env(
         tmp_path / "data",
         GATEWAY_KAFKA_BOOTSTRAP_SERVERS=own_broker.bootstrap,
         GATEWAY_KAFKA_APPEND_TIMEOUT_S="0.5",
         GATEWAY_INSTANCE_ID="crash-test",
+        **layout,
     )
     gateway = GatewayProcess(env, tmp_path / "gateway.log")
     gateway.start()

@@ -6,6 +6,10 @@ it connects) until its `stop()` returned; a revoked partition's producer is flus
 closed before the next assignment is taken; `stop()` closes everything, also when a
 rebalance is in progress. The `KafkaLog` that built a consumer keeps it on its books until
 then, counts what it holds (`Holdings`) and closes whatever an owner left open.
+
+Taking a partition over: its producer starts (fencing the previous owner), then any
+transaction still hanging on its state partition is aborted (`abort_hanging`), then the
+owner loads its state and the partition resumes.
 """
 
 from __future__ import annotations
@@ -44,6 +48,19 @@ _STOP_WAITS_FOR_STARTS_S = 3.0
 _TXN_RETRY_BACKOFF_MS = 20
 # How long a fetch that found records waits for the broker's newer ones (see fetch).
 _TOP_UP_MS = 10
+# The key of the records an aborting transaction writes (never visible: aborted).
+_ABORT_KEY = b"gw-abort-hanging-transaction"
+
+
+class _Abort(Exception):
+    """Ends the transaction that aborts a hanging one."""
+
+
+def hanging(committed_end: Mapping[TP, int], written_end: Mapping[TP, int]) -> list[TP]:
+    """The partitions whose last stable offset (`committed_end`, as a read_committed
+    reader sees the end) is behind what was written (`written_end`): an open transaction
+    holds them."""
+    return sorted(tp for tp, end in written_end.items() if committed_end.get(tp, end) < end)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +101,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         tps = {(tp.topic, tp.partition) for tp in assigned}
         try:
             await self._owner.acquire(tps)
+            await self._owner.abort_hanging(tps)
             if self._listener is not None:
                 await self._listener.on_assigned(tps)
         except Exception as exc:
@@ -194,6 +212,81 @@ class KafkaConsumer:
         if failed:
             await self._close_all([(tp, self._opening.pop(tp)) for tp in failed])
             raise LogUnavailable(f"producers for {sorted(failed)} did not start: {_why(failed)}")
+
+    async def abort_hanging(self, tps: set[TP]) -> None:
+        """Abort any transaction a previous owner of these partitions left hanging.
+
+        Once a partition's producer has started (fencing the previous owner, whose open
+        transaction the coordinator then aborts or completes), nothing should be open on
+        its state partition, which only that producer writes. Something still is when the
+        broker completed a transaction without writing its markers (a single broker
+        restarted in the middle of a commit: README, known limitations). Left alone, the
+        next commit of the same producer id would make those records visible on top of
+        their second copies. So the producer aborts a transaction of its own that touches
+        every partition it may write and the group's offsets: the markers it leaves end
+        the hanging records too, as aborted. Raises LogUnavailable if that did not help.
+        """
+        if not tps:
+            return
+        state = {tp: (self._settings.topic_state, tp[1]) for tp in tps}
+        found = await self._hanging_states(list(state.values()))
+        for tp in sorted(tp for tp, s in state.items() if s in found):
+            logger.warning(
+                "a transaction the previous owner left hangs; aborting it",
+                partition=tp,
+                state_partition=state[tp],
+            )
+            await self._abort_everything(tp)
+        if found and (left := await self._hanging_states(found)):
+            raise LogUnavailable(f"transactions on {left} still hang after an abort")
+
+    async def _hanging_states(self, partitions: list[TP]) -> list[TP]:
+        probe = AIOKafkaConsumer(
+            **self._options, enable_auto_commit=False, isolation_level="read_uncommitted"
+        )
+        try:
+            await probe.start()
+            existing = await probe.topics()
+            tps = [TopicPartition(*tp) for tp in partitions if tp[0] in existing]
+            written = await probe.end_offsets(tps) if tps else {}
+            stable = await self._consumer.end_offsets(tps) if tps else {}  # the LSO
+        except KafkaError as exc:
+            raise LogUnavailable(f"kafka end offsets of {partitions}: {exc}") from exc
+        finally:
+            await probe.stop()
+        return hanging(
+            {(tp.topic, tp.partition): end for tp, end in stable.items()},
+            {(tp.topic, tp.partition): end for tp, end in written.items()},
+        )
+
+    async def _abort_everything(self, tp: TP) -> None:
+        producer = self._producers[tp]
+        settings = self._settings
+        topics = (
+            settings.topic_outbound,
+            settings.topic_returns,
+            settings.topic_inventory,
+            settings.topic_dlq,
+            settings.topic_state,
+        )
+        position = TopicPartition(*tp)
+        try:
+            existing = await self._consumer.topics()
+            async with producer.transaction():
+                sent = [
+                    await producer.send(topic, b"", key=_ABORT_KEY, partition=partition)
+                    for topic in topics
+                    if topic in existing
+                    for partition in sorted(await producer.partitions_for(topic))
+                ]
+                await asyncio.gather(*sent)  # every partition is in the transaction
+                committed = await self._consumer.committed(position)
+                await producer.send_offsets_to_transaction({position: committed or 0}, self._group)
+                raise _Abort
+        except _Abort:
+            pass
+        except KafkaError as exc:
+            raise LogUnavailable(f"kafka abort on {tp}: {exc}") from exc
 
     async def release(self, tps: set[TP]) -> None:
         """Flush and close the producers of `tps`; a failure to close is logged, not raised."""
