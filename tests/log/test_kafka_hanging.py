@@ -19,7 +19,7 @@ from gateway.settings import Settings
 from tests.conftest import SettingsFactory
 from tests.helpers import wait_for
 
-from .test_rebalance import join, started_log
+from .test_rebalance import Recording, join, started_log
 
 S0, S1 = ("state", 0), ("state", 1)
 
@@ -72,6 +72,16 @@ async def test_an_open_transaction_on_a_state_partition_stops_the_assignment_unt
             with pytest.raises(LogUnavailable, match="still hang after an abort"):
                 await subject.fetch(10, 0.1)
             await subject.stop()
+            # A consumer of another topic (a DLQ redrive) does not judge the state
+            # partitions: it takes its partitions while the transaction is still open.
+            listener = Recording()
+            redrive = log.consumer(
+                f"{settings.kafka_consumer_group}-redrive", [settings.topic_dlq], listener
+            )
+            await redrive.start()
+            await wait_for(listener.assigned.is_set, timeout_s=60)  # after the check
+            assert redrive.broken is None
+            await redrive.stop()
             await stranger.abort_transaction()
             # Once it ended, the next member takes every partition.
             member = await join(log, settings)

@@ -226,9 +226,12 @@ class KafkaConsumer:
         every partition it may write and the group's offsets: the markers it leaves end
         the hanging records too, as aborted. Raises LogUnavailable if that did not help.
         """
-        if not tps:
+        # Only the processor's consumer of the raw topic has a state partition per input
+        # partition; another group's (a DLQ redrive) must not judge the processor's.
+        raw = self._settings.topic_raw
+        state = {tp: (self._settings.topic_state, tp[1]) for tp in tps if tp[0] == raw}
+        if not state:
             return
-        state = {tp: (self._settings.topic_state, tp[1]) for tp in tps}
         found = await self._hanging_states(list(state.values()))
         for tp in sorted(tp for tp, s in state.items() if s in found):
             logger.warning(
