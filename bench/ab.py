@@ -81,7 +81,7 @@ async def _gateway(ctx: benchmark.Context, plan: Plan, repo: Path, name: str) ->
         suffix=f"ab-{uuid.uuid4().hex[:8]}",
         bootstrap=bootstrap,
         oc_url=ctx.simulator_url,
-        extra={"GATEWAY_PROCESSOR_ENABLED": "false"},
+        extra={**dict(ctx.plan.gateway_env), "GATEWAY_PROCESSOR_ENABLED": "false"},
     )
     gateway = Gateway(config, ctx.out / f"gateway-{name}.log", repo=repo)
     await asyncio.to_thread(gateway.start)
@@ -103,35 +103,32 @@ async def _bare(ctx: benchmark.Context, plan: Plan, name: str) -> float:
     await asyncio.to_thread(app.start)
     try:
         url = f"{service_url(app)}/webhooks/oc/outbound"
-        await benchmark.attack_only(ctx, app, url, f"{name}-warmup", plan.warmup_rate, 3.0)
+        await benchmark.attack_only(
+            ctx, app, url, f"{name}-warmup", plan.warmup_rate, plan.warmup_s
+        )
         figures = await benchmark.attack_only(ctx, app, url, name, 0, plan.seconds)
     finally:
         await asyncio.to_thread(app.stop)
     return float(figures["ok_per_s"])
 
 
-async def run(plan: Plan, out: Path, vegeta: Path) -> dict[str, Any]:
-    bench_plan = benchmark.Plan(modes=(plan.mode,), references=False)
-    sim, sim_url = simulator(out, bench_plan.seed, bench_plan.oc_latency_ms)
-    await asyncio.to_thread(sim.start)
-    broker: Broker | None = None
-    measured: dict[str, list[float]] = {rev: [] for rev in (*plan.revs, BARE)}
-    try:
-        if plan.mode.startswith("kafka"):
-            broker = await asyncio.to_thread(start_broker, out / "kafka")
-        ctx = benchmark.Context(bench_plan, out, vegeta, sim_url, broker)
-        with worktrees(plan.revs) as trees:
-            for n in range(plan.rounds):
-                for rev, tree in trees.items():
-                    name = f"r{n}-{rev.replace('/', '_')}"
-                    measured[rev].append(await _gateway(ctx, plan, tree, name))
-                    print(f"[ab] round {n + 1}: {rev} {measured[rev][-1]:,.0f}/s", flush=True)
-                measured[BARE].append(await _bare(ctx, plan, f"r{n}-bare"))
-                print(f"[ab] round {n + 1}: {BARE} {measured[BARE][-1]:,.0f}/s", flush=True)
-    finally:
-        if broker is not None:
-            await asyncio.to_thread(broker.stop)
-        await asyncio.to_thread(sim.stop)
+async def measure(
+    ctx: benchmark.Context, plan: Plan, trees: dict[str, Path]
+) -> dict[str, list[float]]:
+    """Each tree's saturation and the bare app's, one after another, `plan.rounds` times."""
+    measured: dict[str, list[float]] = {rev: [] for rev in (*trees, BARE)}
+    for n in range(plan.rounds):
+        for rev, tree in trees.items():
+            name = f"r{n}-{rev.replace('/', '_')}"
+            measured[rev].append(await _gateway(ctx, plan, tree, name))
+            print(f"[ab] round {n + 1}: {rev} {measured[rev][-1]:,.0f}/s", flush=True)
+        measured[BARE].append(await _bare(ctx, plan, f"r{n}-bare"))
+        print(f"[ab] round {n + 1}: {BARE} {measured[BARE][-1]:,.0f}/s", flush=True)
+    return measured
+
+
+def summarise(plan: Plan, measured: dict[str, list[float]]) -> dict[str, Any]:
+    """Each one's median saturation and its share of the bare app's median."""
     ceiling = statistics.median(measured[BARE])
     return {
         "mode": plan.mode,
@@ -146,3 +143,21 @@ async def run(plan: Plan, out: Path, vegeta: Path) -> dict[str, Any]:
             for rev, values in measured.items()
         },
     }
+
+
+async def run(plan: Plan, out: Path, vegeta: Path) -> dict[str, Any]:
+    bench_plan = benchmark.Plan(modes=(plan.mode,), references=False)
+    sim, sim_url = simulator(out, bench_plan.seed, bench_plan.oc_latency_ms)
+    await asyncio.to_thread(sim.start)
+    broker: Broker | None = None
+    try:
+        if plan.mode.startswith("kafka"):
+            broker = await asyncio.to_thread(start_broker, out / "kafka")
+        ctx = benchmark.Context(bench_plan, out, vegeta, sim_url, broker)
+        with worktrees(plan.revs) as trees:
+            measured = await measure(ctx, plan, trees)
+    finally:
+        if broker is not None:
+            await asyncio.to_thread(broker.stop)
+        await asyncio.to_thread(sim.stop)
+    return summarise(plan, measured)

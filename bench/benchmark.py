@@ -24,6 +24,7 @@ from bench import backlog, producer_perf, stages, vegeta
 from bench.audit import audit, end_to_end, enrichment_mix
 from bench.procstat import Sampler, sample, total
 from bench.services import (
+    REPO,
     Gateway,
     GatewayConfig,
     Service,
@@ -48,6 +49,8 @@ SPLIT = "kafka-split"
 INGEST_ONLY = ("kafka-ingest", "embedded-ingest", "kafka-ingest-2w")
 ALL_MODES = (*MODES, OWN_PROCESS, SPLIT, *INGEST_ONLY)
 WORKERS = {"kafka-ingest-2w": 2}
+# The name of this tree's gateway in the interleaved share measurement.
+GATEWAY_TREE = "gateway"
 
 
 _WARMUP_RECORD_BYTES = 820  # about the simulator's mean callback size
@@ -92,6 +95,10 @@ class Plan:
     # callbacks at this rate; then a processor starts and works them off (0: no step).
     backlog_callbacks: int = 30_000
     backlog_rate: int = 2_000
+    # Ingest alone on Kafka and the bare app, one after the other this many rounds of
+    # `saturation_s` each (with the references; 0: not measured): the medians' ratio is
+    # the kafka-ingest share in the headline (see `interleaved_share`).
+    share_rounds: int = 3
 
 
 @dataclass
@@ -344,6 +351,26 @@ def overloaded(
     }
 
 
+async def interleaved_share(ctx: Context) -> dict[str, Any]:
+    """Ingest alone on Kafka, then the bare app, `share_rounds` times: each one's median
+    saturation and the gateway's share of the bare app's. One saturation of each, taken
+    minutes apart in the same run, gave shares from 0.30 to 0.55 over six runs of much
+    the same code on this shared machine (bench/README.md); measured side by side, the
+    machine's moods fall on both."""
+    from bench import ab  # ab imports this module
+
+    plan = ab.Plan(
+        revs=(GATEWAY_TREE,),
+        rounds=ctx.plan.share_rounds,
+        seconds=ctx.plan.saturation_s,
+        mode=INGEST_ONLY[0],
+        warmup_s=min(ab.Plan.warmup_s, ctx.plan.warmup_s),
+    )
+    print(f"[{plan.mode}] against bare Starlette, {plan.rounds} rounds", flush=True)
+    measured = await ab.measure(ctx, plan, {GATEWAY_TREE: REPO})
+    return ab.summarise(plan, measured)
+
+
 async def bench_bare(ctx: Context) -> dict[str, Any]:
     plan = ctx.plan
     app = bare_app(ctx.out)
@@ -427,6 +454,8 @@ async def run(
                 size,
                 out / "producer-perf.log",
             )
+            if plan.share_rounds:
+                references["interleaved_share"] = await interleaved_share(ctx)
         return {
             "plan": asdict(plan),
             "duration_s": round(time.time() - started, 1),

@@ -16,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from bench.ab import BARE
 from bench.stages import STAGES
 
 TARGETS = {
@@ -88,6 +89,7 @@ def headline(section: dict[str, Any]) -> dict[str, Any]:
     refs = section.get("references", {})
     bare = refs.get("bare_starlette", {}).get("saturation", {}).get("ok_per_s")
     broker = refs.get("kafka_producer_perf", {}).get("records_per_s")
+    interleaved = refs.get("interleaved_share")
     out: dict[str, Any] = {}
     for name, mode in section["modes"].items():
         at_1000 = _step_at(mode, 1000)
@@ -125,7 +127,46 @@ def headline(section: dict[str, Any]) -> dict[str, Any]:
             ),
             "peak_rss_mb_overall": round(mode["peak_rss_bytes"] / 2**20, 1),
         }
+        if interleaved and name == interleaved["mode"]:
+            # Measured side by side with the bare app, not minutes apart from it.
+            one_shot = out[name]["share_of_http_ceiling"]
+            out[name]["share_of_http_ceiling_one_shot"] = one_shot
+            out[name]["share_of_http_ceiling"] = _gateway_share(interleaved)
     return out
+
+
+def _gateway_share(interleaved: dict[str, Any]) -> float | None:
+    """The gateway's share of the bare app in the interleaved measurement."""
+    found = [r for name, r in interleaved["results"].items() if name != BARE]
+    return found[0]["share_of_bare_median"] if found else None
+
+
+def _interleaved_md(b: dict[str, Any]) -> list[str]:
+    interleaved = b.get("references", {}).get("interleaved_share")
+    if not interleaved:
+        return []
+    results = interleaved["results"]
+    bare = results.get(BARE, {})
+    gateway: dict[str, Any] = next((r for name, r in results.items() if name != BARE), {})
+    mode = interleaved["mode"]
+    one_shot = b["headline"].get(mode, {}).get("share_of_http_ceiling_one_shot")
+    apart = (
+        f" (its saturation step above against the bare reference of this run, measured "
+        f"minutes apart: {_fmt(one_shot, 3)})"
+        if one_shot is not None
+        else ""
+    )
+    return [
+        f"Ingest alone on Kafka ({mode}) and bare Starlette, measured one after the other "
+        f"in {interleaved['rounds']} rounds of {interleaved['seconds']:.0f} s with 64 "
+        f"senders: {', '.join(_fmt(v, 0) for v in gateway.get('saturation_per_s', []))} "
+        f"against {', '.join(_fmt(v, 0) for v in bare.get('saturation_per_s', []))} "
+        f"answers/s; medians {_fmt(gateway.get('median_per_s'), 0)} and "
+        f"{_fmt(bare.get('median_per_s'), 0)}/s, share "
+        f"{_fmt(gateway.get('share_of_bare_median'), 3)}: the headline's "
+        f"saturation / bare Starlette for {mode}{apart}.",
+        "",
+    ]
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
@@ -331,6 +372,7 @@ def _bench_md(b: dict[str, Any]) -> list[str]:
         f"{_fmt(perf.get('latency_ms', {}).get('p99'))} ms). Kafka-log saturation / broker "
         f"ceiling: {_fmt(b['headline'].get('kafka', {}).get('share_of_broker_ceiling'), 4)}.",
         "",
+        *_interleaved_md(b),
         "![ack latency against offered rate](latency-vs-rate.png)",
         "",
     ]

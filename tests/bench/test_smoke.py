@@ -32,6 +32,7 @@ _PLAN = benchmark.Plan(
     overload_s=2.0,
     backlog_callbacks=300,
     backlog_rate=150,
+    share_rounds=1,
 )
 
 
@@ -81,6 +82,10 @@ async def test_benchmark_smoke(tmp_path: Path, vegeta: Path, kafka_broker: Broke
     refs = section["references"]
     assert refs["bare_starlette"]["saturation"]["ok_per_s"] > 0
     assert refs["kafka_producer_perf"]["records_per_s"] > 0
+    interleaved = refs["interleaved_share"]["results"]
+    assert interleaved[benchmark.GATEWAY_TREE]["median_per_s"] > 0
+    assert interleaved["bare-starlette"]["median_per_s"] > 0
+    assert "measured one after the other" in report.summary(results)
     assert set(results["benchmark"]["headline"]) == {"kafka", "embedded"}
     assert report.failures(section, "benchmark") == []
     written = json.loads((tmp_path / "results" / "results.json").read_text())
