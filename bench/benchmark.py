@@ -354,9 +354,9 @@ def overloaded(
 async def interleaved_share(ctx: Context) -> dict[str, Any]:
     """Ingest alone on Kafka, then the bare app, `share_rounds` times: each one's median
     saturation and the gateway's share of the bare app's. One saturation of each, taken
-    minutes apart in the same run, gave shares from 0.30 to 0.55 over six runs of much
-    the same code on this shared machine (bench/README.md); measured side by side, the
-    machine's moods fall on both."""
+    minutes apart in the same run, gave shares from 0.30 to 0.55 over six runs on this
+    shared machine (bench/README.md); measured side by side, the machine's moods fall
+    on both."""
     from bench import ab  # ab imports this module
 
     plan = ab.Plan(
