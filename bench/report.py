@@ -135,19 +135,24 @@ def headline(section: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _interleaved_gateway(interleaved: dict[str, Any]) -> dict[str, Any]:
+    """The gateway's figures in the interleaved measurement (empty if it has none)."""
+    results: dict[str, Any] = interleaved["results"]
+    return next((r for name, r in results.items() if name != BARE), {})
+
+
 def _gateway_share(interleaved: dict[str, Any]) -> float | None:
     """The gateway's share of the bare app in the interleaved measurement."""
-    found = [r for name, r in interleaved["results"].items() if name != BARE]
-    return found[0]["share_of_bare_median"] if found else None
+    share: float | None = _interleaved_gateway(interleaved).get("share_of_bare_median")
+    return share
 
 
 def _interleaved_md(b: dict[str, Any]) -> list[str]:
     interleaved = b.get("references", {}).get("interleaved_share")
     if not interleaved:
         return []
-    results = interleaved["results"]
-    bare = results.get(BARE, {})
-    gateway: dict[str, Any] = next((r for name, r in results.items() if name != BARE), {})
+    bare = interleaved["results"].get(BARE, {})
+    gateway = _interleaved_gateway(interleaved)
     mode = interleaved["mode"]
     one_shot = b["headline"].get(mode, {}).get("share_of_http_ceiling_one_shot")
     apart = (
