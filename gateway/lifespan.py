@@ -55,15 +55,7 @@ _UNWIND_S = 5.0  # for cancelled tasks to close what they hold
 
 
 def all_topics(settings: Settings) -> list[str]:
-    return [
-        settings.topic_raw,
-        settings.topic_outbound,
-        settings.topic_returns,
-        settings.topic_inventory,
-        settings.topic_quarantine,
-        settings.topic_dlq,
-        settings.topic_state,
-    ]
+    return [settings.topic_raw, settings.topic_quarantine, *settings.processor_topics]
 
 
 def compacted_topics(settings: Settings) -> set[str]:

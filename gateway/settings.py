@@ -417,6 +417,18 @@ class Settings(BaseSettings):
         return _split(value)
 
     @property
+    def processor_topics(self) -> tuple[str, ...]:
+        """The topics the processor's transactions write: typed events, dead letters and
+        its state changelog."""
+        return (
+            self.topic_outbound,
+            self.topic_returns,
+            self.topic_inventory,
+            self.topic_dlq,
+            self.topic_state,
+        )
+
+    @property
     def uses_kafka(self) -> bool:
         return bool(self.kafka_bootstrap_servers.strip())
 

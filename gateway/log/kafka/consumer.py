@@ -264,14 +264,7 @@ class KafkaConsumer:
 
     async def _abort_everything(self, tp: TP) -> None:
         producer = self._producers[tp]
-        settings = self._settings
-        topics = (
-            settings.topic_outbound,
-            settings.topic_returns,
-            settings.topic_inventory,
-            settings.topic_dlq,
-            settings.topic_state,
-        )
+        topics = self._settings.processor_topics
         position = TopicPartition(*tp)
         try:
             existing = await self._consumer.topics()
