@@ -252,7 +252,10 @@ class KafkaConsumer:
         every partition it may write and the group's offsets: the markers it leaves end
         the hanging records too, as aborted. Raises LogUnavailable if that did not help.
         """
-        state = self._state_partitions(tps)
+        # Only the processor's consumer of the raw topic has a state partition per input
+        # partition; another group's (a DLQ redrive) must not judge the processor's.
+        raw = self._settings.topic_raw
+        state = {tp: (self._settings.topic_state, tp[1]) for tp in tps if tp[0] == raw}
         if not state:
             return
         found = await self._hanging_states(list(state.values()))
@@ -307,18 +310,12 @@ class KafkaConsumer:
         except KafkaError as exc:
             raise LogUnavailable(f"kafka abort on {tp}: {exc}") from exc
 
-    def _state_partitions(self, tps: set[TP]) -> dict[TP, TP]:
-        """The state partition of each raw partition among `tps`. Only the processor's
-        consumer of the raw topic has one per input partition; another group's (a DLQ
-        redrive) must not judge or use the processor's."""
-        raw, state = self._settings.topic_raw, self._settings.topic_state
-        return {tp: (state, tp[1]) for tp in tps if tp[0] == raw}
-
     async def restore_positions(self, tps: set[TP]) -> None:
         """Start each new partition at its last committed position: the larger of the
         one in the changelog and the group's offset (positions.py). A raw partition's
         position is kept in its state partition from now on, if there is one."""
-        wanted = self._state_partitions(tps)
+        raw, state = self._settings.topic_raw, self._settings.topic_state
+        wanted = {tp: (state, tp[1]) for tp in tps if tp[0] == raw}
         in_changelog = await self._changelog_positions(wanted) if wanted else {}
         try:
             for tp in sorted(tps):
@@ -342,11 +339,12 @@ class KafkaConsumer:
         found: dict[TP, int] = {}
         try:
             await probe.start()
-            if self._settings.topic_state not in await probe.topics():
-                return {}
             # The gateway checks at start that state has raw's partitions (check_partitions).
-            self._kept.update(wanted)
-            owner = {TopicPartition(*s): tp for tp, s in wanted.items()}
+            exists = self._settings.topic_state in await probe.topics()
+            owner = {TopicPartition(*s): tp for tp, s in wanted.items() if exists}
+            self._kept.update((tp, (s.topic, s.partition)) for s, tp in owner.items())
+            if not owner:
+                return {}
             probe.assign(list(owner))
             begin = await probe.beginning_offsets(list(owner))
             end = await probe.end_offsets(list(owner))  # read_committed: the stable end
