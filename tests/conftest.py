@@ -14,9 +14,17 @@ from typing import Any
 import pytest
 
 from gateway.settings import Settings
+from tests.processes import kill_leftovers
 from tools.kafka_broker import Broker, BrokerError, start_broker
 
 SettingsFactory = Callable[..., Settings]
+
+
+@pytest.fixture(autouse=True)
+def _no_gateway_left_behind() -> Iterator[None]:
+    """A test that fails before it stops its `gateway serve` does not leave it running."""
+    yield
+    kill_leftovers()
 
 
 def _running_broker(workdir: Path) -> Iterator[Broker]:

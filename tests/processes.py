@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
@@ -20,7 +20,13 @@ GATEWAY = str(Path(sys.executable).parent / "gateway")
 
 
 class GatewayProcess:
-    """One `gateway serve` process; stdout/stderr go to a log file for post-mortems."""
+    """One `gateway serve` process; stdout/stderr go to a log file for post-mortems.
+
+    Every one started is on `GatewayProcess.running` until it has exited, so a test that
+    fails half-way does not leave its gateway behind (`kill_leftovers`, after each test).
+    """
+
+    running: ClassVar[set[GatewayProcess]] = set()
 
     def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
         self.port, self.metrics_port = free_ports(2)
@@ -46,6 +52,7 @@ class GatewayProcess:
             self.process = subprocess.Popen(
                 [GATEWAY, "serve"], env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
+        GatewayProcess.running.add(self)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -64,22 +71,31 @@ class GatewayProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+        GatewayProcess.running.discard(self)
 
     def terminate(self, timeout_s: float = 60.0) -> int:
         """SIGTERM and wait for the exit code."""
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
         try:
-            return self.process.wait(timeout_s)
+            code = self.process.wait(timeout_s)
         except subprocess.TimeoutExpired:
             self.kill()
             raise AssertionError(f"gateway ignored SIGTERM:\n{self.log_tail()}") from None
+        GatewayProcess.running.discard(self)
+        return code
 
     def log_tail(self, lines: int = 60) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+
+def kill_leftovers() -> None:
+    """SIGKILL every gateway a test started and left running (one that failed half-way)."""
+    for gateway in list(GatewayProcess.running):
+        gateway.kill()
 
 
 def kafka_env(data_dir: Path, bootstrap: str, topics: Mapping[str, str]) -> dict[str, str]:
