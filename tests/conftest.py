@@ -27,11 +27,11 @@ def _no_gateway_left_behind() -> Iterator[None]:
     kill_leftovers()
 
 
-def _running_broker(workdir: Path) -> Iterator[Broker]:
+def _running_broker(workdir: Path, extra_properties: str = "") -> Iterator[Broker]:
     """A started broker, stopped afterwards; a broker that cannot start fails the test
     with its log (never a skip)."""
     try:
-        broker = start_broker(workdir)
+        broker = start_broker(workdir, extra_properties=extra_properties)
     except BrokerError as exc:
         pytest.fail(f"the Kafka broker did not start:\n{exc}", pytrace=False)
     try:

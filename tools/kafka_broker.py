@@ -131,6 +131,8 @@ class Broker:
     port: int
     controller_port: int
     process: subprocess.Popen[bytes] | None = None
+    # Lines appended to server.properties (tests that need a broker set up otherwise).
+    extra_properties: str = ""
 
     @property
     def bootstrap(self) -> str:
@@ -167,7 +169,7 @@ class Broker:
             broker_port=self.port,
             controller_port=self.controller_port,
             data_dir=self.workdir / "data",
-        )
+        ) + "".join(f"{line}\n" for line in self.extra_properties.splitlines())
         (self.workdir / "server.properties").write_text(props)
         (self.workdir / "log4j2.properties").write_text(_LOG4J2)
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
@@ -252,13 +254,16 @@ class Broker:
         self.start()
 
 
-def start_broker(workdir: Path, attempts: int = 3) -> Broker:
-    """Assemble (if needed), format and start a broker on free loopback ports."""
+def start_broker(workdir: Path, attempts: int = 3, extra_properties: str = "") -> Broker:
+    """Assemble (if needed), format and start a broker on free loopback ports;
+    `extra_properties` are appended to its server.properties."""
     ensure_jars()
     last: BrokerError | None = None
     for attempt in range(attempts):
         port, controller_port = free_ports(2)
-        broker = Broker(workdir / f"attempt-{attempt}", port, controller_port)
+        broker = Broker(
+            workdir / f"attempt-{attempt}", port, controller_port, extra_properties=extra_properties
+        )
         try:
             broker.format()
             broker.start()

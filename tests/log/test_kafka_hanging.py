@@ -1,27 +1,36 @@
-"""Transactions left hanging on a state partition: found at assignment, aborted, or
-reported (README, known limitations: a broker that completes a transaction without its
-markers)."""
+"""Transactions left hanging on a state partition: found at assignment, ended the way
+their coordinator decided, or reported (README, known limitations: a broker that
+completes a transaction without all of its markers)."""
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka import TopicPartition as AioTopicPartition
+from aiokafka.client import AIOKafkaClient
+from aiokafka.protocol.produce import ProduceRequest
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from gateway.errors import LogUnavailable
 from gateway.lifespan import all_topics
 from gateway.log.base import TopicPartition
 from gateway.log.kafka import KafkaLog
 from gateway.log.kafka.consumer import hanging
+from gateway.log.kafka.hanging import Marker, OpenTransaction, decide
 from gateway.settings import Settings
-from tests.conftest import SettingsFactory
+from tests.conftest import SettingsFactory, _running_broker
 from tests.helpers import wait_for
+from tools.kafka_broker import Broker
 
 from .test_rebalance import Recording, join, started_log
 
 S0, S1 = ("state", 0), ("state", 1)
+NOT_LEADER = 6  # NOT_LEADER_OR_FOLLOWER, while a new partition's leader settles
 
 
 @pytest.mark.parametrize(
@@ -41,6 +50,26 @@ def test_a_partition_hangs_when_its_stable_end_is_behind_its_written_end(
     assert hanging(committed_end, written_end) == expected
 
 
+OPENED = OpenTransaction(producer_id=7, producer_epoch=3, offset=40, timestamp_ms=1)
+
+
+@pytest.mark.parametrize(
+    ("markers", "expected"),
+    [
+        ([Marker(7, 3, commit=True)], "commit"),
+        ([Marker(7, 3, commit=False)], "abort"),
+        ([], None),  # no partition got a marker: nothing says
+        ([Marker(7, 2, commit=True)], None),  # an earlier transaction of the producer
+        ([Marker(8, 3, commit=True)], None),  # another producer's
+        ([Marker(7, 2, commit=False), Marker(7, 3, commit=True)], "commit"),
+    ],
+)
+def test_a_hanging_transaction_ends_as_a_marker_of_its_producer_and_epoch_says(
+    markers: list[Marker], expected: str | None
+) -> None:
+    assert decide(OPENED, markers) == expected
+
+
 @pytest.fixture
 async def settings(make_settings: SettingsFactory, kafka_bootstrap: str) -> Settings:
     settings = make_settings(kafka_bootstrap_servers=kafka_bootstrap, kafka_partitions=3)
@@ -57,19 +86,16 @@ async def test_an_open_transaction_on_a_state_partition_stops_the_assignment_unt
     # A producer that is not the partition's holds a transaction open on state partition
     # 0: the member's own abort cannot end it, so the assignment fails (the owner then
     # rebuilds the consumer) instead of reading state and offsets that are not settled.
-    stranger = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        transactional_id=f"stranger-{uuid.uuid4().hex[:8]}",
-        enable_idempotence=True,
+    stranger = await _transactional(
+        settings.kafka_bootstrap_servers, f"stranger-{uuid.uuid4().hex[:8]}"
     )
-    await stranger.start()
     try:
         await stranger.begin_transaction()
         await (await stranger.send(settings.topic_state, b"v", key=b"k", partition=0))
         async with started_log(settings) as log:
             subject = await join(log, settings)
             await wait_for(lambda: subject.broken is not None, timeout_s=60)
-            with pytest.raises(LogUnavailable, match="still hang after an abort"):
+            with pytest.raises(LogUnavailable, match="still hang after ending them"):
                 await subject.fetch(10, 0.1)
             await subject.stop()
             # A consumer of another topic (a DLQ redrive) does not judge the state
@@ -88,11 +114,11 @@ async def test_an_open_transaction_on_a_state_partition_stops_the_assignment_unt
             await wait_for(lambda: len(member.assignment()) == 3, timeout_s=60)
             assert member.broken is None
             await member.stop()
-            # The first member's aborting transaction wrote to every partition it may
-            # write, and none of it is visible to a read_committed reader.
+            # The first member's aborting transaction took in every partition it may
+            # write, without a record: each got its abort marker and nothing visible.
             assert [r async for r in log.read(settings.topic_outbound)] == []
             written = await _written_ends(settings, settings.topic_outbound)
-            assert all(end >= 2 for end in written)  # a record and its abort marker
+            assert all(end == 1 for end in written)  # the abort marker alone
     finally:
         await stranger.stop()
 
@@ -111,3 +137,120 @@ async def _written_ends(settings: Settings, topic: str) -> list[int]:
         return list((await reader.end_offsets(partitions)).values())
     finally:
         await reader.stop()
+
+
+@pytest.fixture(scope="module")
+def lenient_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """A broker that takes a transaction's records for a partition the transaction never
+    added. Records written so are hanging, as are those of a partition whose marker the
+    coordinator skipped: nothing will end them but the producer id's next marker."""
+    yield from _running_broker(
+        Path(tmp_path_factory.mktemp("lenient-kafka")),
+        "transaction.partition.verification.enable=false",
+    )
+
+
+@pytest.mark.kafka
+@pytest.mark.parametrize(("ended", "kept"), [("commit", True), ("abort", False), (None, False)])
+async def test_records_a_skipped_marker_left_hanging_end_as_their_transaction_did(
+    make_settings: SettingsFactory, lenient_broker: Broker, ended: str | None, kept: bool
+) -> None:
+    # The previous owner of raw partition 0 ends a transaction that wrote an event, and
+    # one that wrote its state record where the coordinator never writes a marker (as a
+    # restarted broker that skipped it would leave it). The next owner must end the
+    # state record the way the event went: kept if the event was committed, dropped if
+    # it was aborted, and dropped when no marker anywhere says.
+    settings = make_settings(kafka_bootstrap_servers=lenient_broker.bootstrap, kafka_partitions=1)
+    log = KafkaLog(settings, topics=all_topics(settings))
+    await log.start()
+    await log.close()
+    state = (settings.topic_state, 0)
+    prefix, group = settings.kafka_transactional_id_prefix, settings.kafka_consumer_group
+    previous = await _transactional(
+        lenient_broker.bootstrap, f"{prefix}-{group}-{settings.topic_raw}-0"
+    )
+    try:
+        await previous.begin_transaction()
+        if ended is not None:
+            await (await previous.send(settings.topic_outbound, b"event", partition=0))
+        await _write_unmarked(lenient_broker.bootstrap, previous, state, b"order-1", b"state")
+        if ended == "abort":
+            await previous.abort_transaction()
+        else:
+            await previous.commit_transaction()
+    finally:
+        await previous.stop()
+    assert await _hanging(settings, state)
+
+    async with started_log(settings) as log:
+        listener = Recording()
+        member = await join(log, settings, listener)
+        await wait_for(listener.assigned.is_set, timeout_s=60)  # after the state is settled
+        assert member.broken is None
+        await member.stop()
+        assert not await _hanging(settings, state)
+        stored = [r.value async for r in log.read(settings.topic_state)]
+        assert stored == ([b"state"] if kept else [])
+        events = [r.value async for r in log.read(settings.topic_outbound)]
+        assert events == ([b"event"] if ended == "commit" else [])
+
+
+async def _transactional(bootstrap: str, transactional_id: str) -> AIOKafkaProducer:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, transactional_id=transactional_id, enable_idempotence=True
+    )
+    await producer.start()
+    return producer
+
+
+async def _write_unmarked(
+    bootstrap: str, producer: AIOKafkaProducer, tp: tuple[str, int], key: bytes, value: bytes
+) -> None:
+    """One record in `producer`'s open transaction, on a partition not added to it."""
+    manager = producer._txn_manager
+    batch = DefaultRecordBatchBuilder(
+        magic=2,
+        compression_type=0,
+        is_transactional=1,
+        producer_id=manager.producer_id,
+        producer_epoch=manager.producer_epoch,
+        base_sequence=0,
+        batch_size=16384,
+    )
+    batch.append(0, int(time.time() * 1000), key, value, [])
+    client = AIOKafkaClient(bootstrap_servers=bootstrap)
+    await client.bootstrap()
+    try:
+        client.add_topic(tp[0])
+        request = ProduceRequest(
+            manager.transactional_id, -1, 30_000, [(tp[0], [(tp[1], bytes(batch.build()))])]
+        )
+
+        async def written() -> bool:
+            await client.force_metadata_update()  # a new topic's leader may not be known yet
+            leader = client.cluster.leader_for_partition(AioTopicPartition(*tp))
+            if leader is None or leader < 0:
+                return False
+            error = (await client.send(leader, request)).topics[0][1][0][1]
+            assert error in (0, NOT_LEADER), error
+            return bool(error == 0)
+
+        await wait_for(written, timeout_s=30)
+    finally:
+        await client.close()
+
+
+async def _hanging(settings: Settings, tp: tuple[str, int]) -> bool:
+    """Records past the partition's last stable offset."""
+    partition = AioTopicPartition(*tp)
+    ends = []
+    for isolation in ("read_committed", "read_uncommitted"):
+        reader = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers, isolation_level=isolation
+        )
+        await reader.start()
+        try:
+            ends.append((await reader.end_offsets([partition]))[partition])
+        finally:
+            await reader.stop()
+    return bool(ends[0] < ends[1])

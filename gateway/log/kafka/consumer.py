@@ -8,14 +8,15 @@ rebalance is in progress. The `KafkaLog` that built a consumer keeps it on its b
 then, counts what it holds (`Holdings`) and closes whatever an owner left open.
 
 Taking a partition over: its producer starts (fencing the previous owner), then any
-transaction still hanging on its state partition is aborted (`abort_hanging`), then the
-owner loads its state and the partition resumes.
+transaction still hanging on its state partition is ended as its coordinator decided
+(`end_hanging`), then the owner loads its state and the partition resumes.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ from gateway.errors import LogUnavailable
 from gateway.log.base import AssignmentListener, LogRecord, Record
 from gateway.log.base import TopicPartition as TP
 from gateway.log.kafka.common import send_batches, to_log_record
+from gateway.log.kafka.hanging import Outcome, decide, markers_since, open_transaction
 from gateway.log.kafka.partitioner import DefaultPartitioner
 from gateway.ops.logs import get_logger
 from gateway.settings import Settings
@@ -48,12 +50,10 @@ _STOP_WAITS_FOR_STARTS_S = 3.0
 _TXN_RETRY_BACKOFF_MS = 20
 # How long a fetch that found records waits for the broker's newer ones (see fetch).
 _TOP_UP_MS = 10
-# The key of the records an aborting transaction writes (never visible: aborted).
-_ABORT_KEY = b"gw-abort-hanging-transaction"
-
-
-class _Abort(Exception):
-    """Ends the transaction that aborts a hanging one."""
+# How long a takeover waits for the markers of the transaction that ended a hanging one
+# (the coordinator writes them after its EndTxn answer), and how often it looks.
+_MARKERS_WAIT_S = 3.0
+_MARKERS_POLL_S = 0.05
 
 
 def hanging(committed_end: Mapping[TP, int], written_end: Mapping[TP, int]) -> list[TP]:
@@ -101,7 +101,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         tps = {(tp.topic, tp.partition) for tp in assigned}
         try:
             await self._owner.acquire(tps)
-            await self._owner.abort_hanging(tps)
+            await self._owner.end_hanging(tps)
             if self._listener is not None:
                 await self._listener.on_assigned(tps)
         except Exception as exc:
@@ -213,18 +213,22 @@ class KafkaConsumer:
             await self._close_all([(tp, self._opening.pop(tp)) for tp in failed])
             raise LogUnavailable(f"producers for {sorted(failed)} did not start: {_why(failed)}")
 
-    async def abort_hanging(self, tps: set[TP]) -> None:
-        """Abort any transaction a previous owner of these partitions left hanging.
+    async def end_hanging(self, tps: set[TP]) -> None:
+        """End any transaction a previous owner of these partitions left hanging, the way
+        its coordinator decided it.
 
         Once a partition's producer has started (fencing the previous owner, whose open
         transaction the coordinator then aborts or completes), nothing should be open on
         its state partition, which only that producer writes. Something still is when the
-        broker completed a transaction without writing its markers (a single broker
+        broker completed a transaction without writing all of its markers (a single broker
         restarted in the middle of a commit: README, known limitations). Left alone, the
-        next commit of the same producer id would make those records visible on top of
-        their second copies. So the producer aborts a transaction of its own that touches
-        every partition it may write and the group's offsets: the markers it leaves end
-        the hanging records too, as aborted. Raises LogUnavailable if that did not help.
+        next commit of the same producer id would make those records visible whatever the
+        transaction's fate. So the outcome is looked up (`hanging.py`: a COMMIT or ABORT
+        marker of that producer id and epoch on another partition it wrote; abort when
+        none is found), and the producer ends a transaction of its own the same way, one
+        that takes in every partition it may write and the group's offsets but writes no
+        record: its markers end the hanging records too. Raises LogUnavailable if
+        anything still hangs after that.
         """
         # Only the processor's consumer of the raw topic has a state partition per input
         # partition; another group's (a DLQ redrive) must not judge the processor's.
@@ -232,57 +236,114 @@ class KafkaConsumer:
         state = {tp: (self._settings.topic_state, tp[1]) for tp in tps if tp[0] == raw}
         if not state:
             return
-        found = await self._hanging_states(list(state.values()))
-        for tp in sorted(tp for tp, s in state.items() if s in found):
-            logger.warning(
-                "a transaction the previous owner left hangs; aborting it",
-                partition=tp,
-                state_partition=state[tp],
-            )
-            await self._abort_everything(tp)
-        if found and (left := await self._hanging_states(found)):
-            raise LogUnavailable(f"transactions on {left} still hang after an abort")
+        async with self._probe() as probe:
+            found = await self._hanging_states(probe, list(state.values()))
+            for tp in sorted(tp for tp, s in state.items() if s in found):
+                outcome = await self._outcome(probe, tp, state[tp], found[state[tp]])
+                logger.warning(
+                    "a transaction the previous owner left hangs; ending it as its coordinator did",
+                    partition=tp,
+                    state_partition=state[tp],
+                    outcome=outcome,
+                )
+                await self._end_everything(tp, commit=outcome == "commit")
+            if found and (left := await self._still_hanging(probe, list(found))):
+                raise LogUnavailable(f"transactions on {sorted(left)} still hang after ending them")
 
-    async def _hanging_states(self, partitions: list[TP]) -> list[TP]:
+    async def _still_hanging(self, probe: Any, partitions: list[TP]) -> list[TP]:
+        """Those of `partitions` still held open once the markers had time to land: the
+        coordinator writes them after it answered EndTxn."""
+        deadline = asyncio.get_running_loop().time() + _MARKERS_WAIT_S
+        while left := list(await self._hanging_states(probe, partitions)):
+            if asyncio.get_running_loop().time() >= deadline:
+                break
+            await asyncio.sleep(_MARKERS_POLL_S)
+        return left
+
+    @contextlib.asynccontextmanager
+    async def _probe(self) -> AsyncIterator[Any]:
+        """A read_uncommitted consumer for written ends and raw fetches."""
         probe = AIOKafkaConsumer(
             **self._options, enable_auto_commit=False, isolation_level="read_uncommitted"
         )
         try:
             await probe.start()
+        except KafkaError as exc:
+            await probe.stop()
+            raise LogUnavailable(f"kafka probe: {exc}") from exc
+        try:
+            yield probe
+        finally:
+            await probe.stop()
+
+    async def _hanging_states(self, probe: Any, partitions: list[TP]) -> dict[TP, int]:
+        """The partitions an open transaction holds, each with its last stable offset."""
+        try:
             existing = await probe.topics()
             tps = [TopicPartition(*tp) for tp in partitions if tp[0] in existing]
             written = await probe.end_offsets(tps) if tps else {}
             stable = await self._consumer.end_offsets(tps) if tps else {}  # the LSO
         except KafkaError as exc:
             raise LogUnavailable(f"kafka end offsets of {partitions}: {exc}") from exc
-        finally:
-            await probe.stop()
-        return hanging(
-            {(tp.topic, tp.partition): end for tp, end in stable.items()},
-            {(tp.topic, tp.partition): end for tp, end in written.items()},
-        )
+        ends = {(tp.topic, tp.partition): end for tp, end in stable.items()}
+        found = hanging(ends, {(tp.topic, tp.partition): end for tp, end in written.items()})
+        return {tp: ends[tp] for tp in found}
 
-    async def _abort_everything(self, tp: TP) -> None:
-        producer = self._producers[tp]
-        topics = self._settings.processor_topics
-        position = TopicPartition(*tp)
+    async def _outcome(self, probe: Any, tp: TP, state: TP, stable_end: int) -> Outcome:
+        """How the coordinator ended the transaction hanging on `state`: looked up on the
+        other partitions the processor writes; abort when no marker says."""
         try:
-            existing = await self._consumer.topics()
-            async with producer.transaction():
-                sent = [
-                    await producer.send(topic, b"", key=_ABORT_KEY, partition=partition)
-                    for topic in topics
-                    if topic in existing
-                    for partition in sorted(await producer.partitions_for(topic))
-                ]
-                await asyncio.gather(*sent)  # every partition is in the transaction
-                committed = await self._consumer.committed(position)
-                await producer.send_offsets_to_transaction({position: committed or 0}, self._group)
-                raise _Abort
-        except _Abort:
-            pass
+            opened = await open_transaction(probe._client, state, stable_end)
+            if opened is None or opened.producer_id != self._producers[tp]._txn_manager.producer_id:
+                return "abort"  # not this partition's producer's: its abort cannot end it
+            others = [
+                TopicPartition(*other)
+                for other in await self._writable(self._producers[tp])
+                if other != state
+            ]
+            since = await probe.offsets_for_times(dict.fromkeys(others, opened.timestamp_ms))
+            ends = await probe.end_offsets(others)
+            markers = await markers_since(
+                probe._client,
+                {(p.topic, p.partition): at.offset for p, at in since.items() if at is not None},
+                {(p.topic, p.partition): end for p, end in ends.items()},
+                opened.producer_id,
+            )
+        except (KafkaError, RuntimeError) as exc:
+            raise LogUnavailable(
+                f"kafka look-up of the hanging transaction on {state}: {exc}"
+            ) from exc
+        return decide(opened, markers) or "abort"
+
+    async def _writable(self, producer: Any) -> list[TP]:
+        """Every partition the processor's transactions may write."""
+        existing = await self._consumer.topics()
+        return [
+            (topic, partition)
+            for topic in self._settings.processor_topics
+            if topic in existing
+            for partition in sorted(await producer.partitions_for(topic))
+        ]
+
+    async def _end_everything(self, tp: TP, *, commit: bool) -> None:
+        producer = self._producers[tp]
+        try:
+            writable = await self._writable(producer)
+            await producer.begin_transaction()
+            for other in writable:
+                # No record: the partition takes part, so its marker is written.
+                producer._txn_manager.maybe_add_partition_to_txn(TopicPartition(*other))
+            # Takes the group's offsets in too, at the offset committed now: the marker
+            # settles whatever the hanging transaction left pending there.
+            position = TopicPartition(*tp)
+            committed = await self._consumer.committed(position)
+            await producer.send_offsets_to_transaction({position: committed or 0}, self._group)
+            if commit:
+                await producer.commit_transaction()
+            else:
+                await producer.abort_transaction()
         except KafkaError as exc:
-            raise LogUnavailable(f"kafka abort on {tp}: {exc}") from exc
+            raise LogUnavailable(f"kafka end of the hanging transaction on {tp}: {exc}") from exc
 
     async def release(self, tps: set[TP]) -> None:
         """Flush and close the producers of `tps`; a failure to close is logged, not raised."""
@@ -300,7 +361,7 @@ class KafkaConsumer:
             await producer.stop()
         except Exception as exc:  # closed as far as it goes; nothing more to do with it
             logger.warning(
-                "transactional producer closed with an error", partition=tp, error=repr(exc)
+                "transactional producer closed with an error", partition=tp, error=str(exc)
             )
         self._closing_producers.pop(id(producer), None)  # kept (counted) if stop() is cut short
 
@@ -363,7 +424,7 @@ class KafkaConsumer:
             await self._consumer.stop()
         except Exception as exc:  # the producers are closed all the same
             logger.warning(
-                "kafka consumer stopped with an error", group=self._group, error=repr(exc)
+                "kafka consumer stopped with an error", group=self._group, error=str(exc)
             )
 
     def _forget(self) -> None:
