@@ -10,10 +10,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Final, Protocol
 
 Headers = tuple[tuple[str, bytes], ...]
 TopicPartition = tuple[str, int]
+
+POSITION_KEY: Final = b"gw.input-position"
+"""The key of the records in which a log keeps a consumer's input positions among what
+its transactions write (the Kafka log keeps the processor's in the state changelog,
+gateway/log/kafka/positions.py). Whoever reads such a topic for its content skips them."""
 
 
 @dataclass(frozen=True, slots=True)

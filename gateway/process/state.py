@@ -21,7 +21,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Final, TypeGuard, get_args
 
 from gateway.ingest.record import Kind
-from gateway.log.base import Log, Record, TopicPartition
+from gateway.log.base import POSITION_KEY, Log, Record, TopicPartition
 from schemas.events import EnrichmentPart, OrderStatus, ReturnStatus
 
 logger = logging.getLogger(__name__)
@@ -273,6 +273,8 @@ class StateStore:
         for _, partition in sorted(partitions):
             entities: dict[tuple[Kind, str], Packed] = {}
             async for record in self._log.read(self._topic, partitions=[partition]):
+                if record.key == POSITION_KEY:  # the log's, not an entity's
+                    continue
                 try:
                     key = StateKey.parse((record.key or b"").decode())
                 except ValueError:

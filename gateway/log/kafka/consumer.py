@@ -9,7 +9,9 @@ then, counts what it holds (`Holdings`) and closes whatever an owner left open.
 
 Taking a partition over: its producer starts (fencing the previous owner), then any
 transaction still hanging on its state partition is ended as its coordinator decided
-(`end_hanging`), then the owner loads its state and the partition resumes.
+(`end_hanging`), then its position is found (`restore_positions`: the processor's are
+kept in its state changelog, positions.py), then the owner loads its state and the
+partition resumes.
 """
 
 from __future__ import annotations
@@ -25,11 +27,20 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
 from gateway.errors import LogUnavailable
-from gateway.log.base import AssignmentListener, LogRecord, Record
+from gateway.log.base import POSITION_KEY, AssignmentListener, LogRecord, Record
 from gateway.log.base import TopicPartition as TP
 from gateway.log.kafka.common import send_batches, to_log_record
 from gateway.log.kafka.hanging import Outcome, decide, markers_since, open_transaction
 from gateway.log.kafka.partitioner import DefaultPartitioner
+from gateway.log.kafka.positions import (
+    FIRST_WINDOW,
+    WINDOW_GROWTH,
+    encode_position,
+    last_position,
+    scan_start,
+    searched_all,
+    start_position,
+)
 from gateway.ops.logs import get_logger
 from gateway.settings import Settings
 
@@ -54,6 +65,11 @@ _TOP_UP_MS = 10
 # (the coordinator writes them after its EndTxn answer), and how often it looks.
 _MARKERS_WAIT_S = 3.0
 _MARKERS_POLL_S = 0.05
+# How often the positions kept in the changelog are also committed to the group's
+# offsets (for lag tools; positions.py).
+_GROUP_OFFSETS_EVERY_S = 1.0
+# How long finding a partition's newest position record in the changelog may take.
+_RESTORE_TIMEOUT_S = 30.0
 
 
 def hanging(committed_end: Mapping[TP, int], written_end: Mapping[TP, int]) -> list[TP]:
@@ -89,6 +105,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         try:
             if self._listener is not None:
                 await self._listener.on_revoked(tps)  # waits for the batch in flight
+            await self._owner.share_positions(tps)
         except Exception as exc:
             self._owner.fail(exc)
         finally:
@@ -102,6 +119,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         try:
             await self._owner.acquire(tps)
             await self._owner.end_hanging(tps)
+            await self._owner.restore_positions(tps)
             if self._listener is not None:
                 await self._listener.on_assigned(tps)
         except Exception as exc:
@@ -112,7 +130,9 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
 class KafkaConsumer:
     """A group member whose commits are Kafka transactions: per owned input partition,
-    the outputs derived from it and its offset commit in one transaction.
+    the outputs derived from it and its new position in one transaction. The position
+    of a raw partition is a record on its state partition (positions.py); that of any
+    other (a DLQ redrive's) is the group's offset, committed in the transaction.
 
     Each input partition has its own transactional producer, with a transactional id
     derived from the group and the partition (not from the replica). Whoever takes a
@@ -158,6 +178,13 @@ class KafkaConsumer:
         self._books = books
         self._listener = _Rebalance(self, listener)
         self.broken: Exception | None = None
+        # The position last committed per owned partition, and those of them the group's
+        # offsets do not show yet.
+        self._positions: dict[TP, int] = {}
+        self._unshared: dict[TP, int] = {}
+        # The state partition of each owned raw partition whose position is kept there.
+        self._kept: dict[TP, TP] = {}
+        self._sharing: asyncio.Task[None] | None = None
 
     def transactional_id(self, tp: TP) -> str:
         prefix = self._settings.kafka_transactional_id_prefix
@@ -345,8 +372,96 @@ class KafkaConsumer:
         except KafkaError as exc:
             raise LogUnavailable(f"kafka end of the hanging transaction on {tp}: {exc}") from exc
 
+    async def restore_positions(self, tps: set[TP]) -> None:
+        """Start each new partition at its last committed position: the larger of the
+        one in the changelog and the group's offset (positions.py). A raw partition's
+        position is kept in its state partition from now on, if there is one."""
+        raw, state = self._settings.topic_raw, self._settings.topic_state
+        wanted = {tp: (state, tp[1]) for tp in tps if tp[0] == raw}
+        in_changelog = await self._changelog_positions(wanted) if wanted else {}
+        try:
+            for tp in sorted(tps):
+                partition = TopicPartition(*tp)
+                group = await self._consumer.committed(partition)
+                start = start_position(in_changelog.get(tp), group)
+                if start is None:
+                    continue  # nothing committed yet: the reset policy (earliest) decides
+                self._consumer.seek(partition, start)
+                self._positions[tp] = start
+        except KafkaError as exc:
+            raise LogUnavailable(f"kafka committed offsets of {sorted(tps)}: {exc}") from exc
+
+    async def _changelog_positions(self, wanted: Mapping[TP, TP]) -> dict[TP, int]:
+        """The newest committed position record of each state partition in `wanted`
+        that exists (found by reading back from its end in growing windows); those
+        that exist are where their raw partition's position is kept from now on."""
+        probe = AIOKafkaConsumer(
+            **self._options, enable_auto_commit=False, isolation_level="read_committed"
+        )
+        found: dict[TP, int] = {}
+        try:
+            await probe.start()
+            # The gateway checks at start that state has raw's partitions (check_partitions).
+            exists = self._settings.topic_state in await probe.topics()
+            owner = {TopicPartition(*s): tp for tp, s in wanted.items() if exists}
+            self._kept.update((tp, (s.topic, s.partition)) for s, tp in owner.items())
+            if not owner:
+                return {}
+            probe.assign(list(owner))
+            begin = await probe.beginning_offsets(list(owner))
+            end = await probe.end_offsets(list(owner))  # read_committed: the stable end
+            todo = {s for s in owner if end[s] > begin[s]}
+            window = FIRST_WINDOW
+            while todo:
+                for s in todo:
+                    probe.seek(s, scan_start(begin[s], end[s], window))
+                for s, position in (await _read_to_end(probe, todo, end)).items():
+                    if position is not None:
+                        found[owner[s]] = position
+                todo = {
+                    s
+                    for s in todo
+                    if owner[s] not in found and not searched_all(begin[s], end[s], window)
+                }
+                window *= WINDOW_GROWTH
+        except KafkaError as exc:
+            raise LogUnavailable(f"kafka positions in {sorted(wanted.values())}: {exc}") from exc
+        finally:
+            await probe.stop()
+        return found
+
+    async def share_positions(self, tps: set[TP] | None = None) -> None:
+        """Commit the positions the group's offsets do not show yet (of `tps`, or all) as
+        plain offset commits, outside any transaction: what lag tools read. A failure is
+        logged; the changelog holds the positions that count."""
+        owned = self.assignment()
+        offsets = {
+            tp: position
+            for tp, position in self._unshared.items()
+            if tp in owned and (tps is None or tp in tps)
+        }
+        if not offsets:
+            return
+        for tp in offsets:
+            del self._unshared[tp]
+        try:
+            await self._consumer.commit({TopicPartition(*tp): p for tp, p in offsets.items()})
+        except KafkaError as exc:
+            logger.info("group offsets not committed now", error=repr(exc), partitions=offsets)
+            for tp, position in offsets.items():
+                self._unshared.setdefault(tp, position)
+
+    async def _share_now_and_then(self) -> None:
+        while True:
+            await asyncio.sleep(_GROUP_OFFSETS_EVERY_S)
+            await self.share_positions()
+
     async def release(self, tps: set[TP]) -> None:
         """Flush and close the producers of `tps`; a failure to close is logged, not raised."""
+        for tp in tps:
+            self._positions.pop(tp, None)
+            self._unshared.pop(tp, None)
+            self._kept.pop(tp, None)
         await self._close_all(
             [(tp, self._producers.pop(tp)) for tp in tps if tp in self._producers]
         )
@@ -390,6 +505,7 @@ class KafkaConsumer:
         try:
             self._consumer.subscribe(self._topics, listener=self._listener)
             await self._consumer.start()
+            self._sharing = asyncio.create_task(self._share_now_and_then(), name="group-offsets")
         except KafkaError as exc:
             await self.stop()
             raise LogUnavailable(f"cannot start the Kafka consumer: {exc}") from exc
@@ -401,6 +517,8 @@ class KafkaConsumer:
         Cancelling `stop()` does not cut the aiokafka consumer's close short; the log
         waits for it when it closes."""
         self._stopping = True
+        if self._sharing is not None:
+            self._sharing.cancel()  # not awaited: nothing may come before the try below
         if self._starting:  # an assignment is starting producers: let them finish
             _, hanging = await asyncio.wait(self._starting, timeout=_STOP_WAITS_FOR_STARTS_S)
             for task in hanging:
@@ -474,21 +592,34 @@ class KafkaConsumer:
         producer = self._producers.get(tp)
         if producer is None:
             raise LogUnavailable(f"partition {tp} is not owned here (revoked, or still starting)")
+        state = self._kept.get(tp)
+        if position is not None and state is not None:
+            mark = Record(state[0], encode_position(position), POSITION_KEY, partition=state[1])
+            outputs = [*outputs, mark]
         try:
             async with producer.transaction():
                 futures = await send_batches(producer, outputs)
-                if position is not None:
+                if position is not None and state is None:
                     await producer.send_offsets_to_transaction(
                         {TopicPartition(*tp): position}, self._group
                     )
             await asyncio.gather(*futures)
         except KafkaError as exc:
             raise LogUnavailable(f"kafka transaction on {tp}: {exc}") from exc
+        if position is not None:
+            self._positions[tp] = position
+            if state is not None:
+                self._unshared[tp] = position
+
+    async def _committed(self, tp: Any) -> int | None:
+        """The last committed position of an owned partition."""
+        known = self._positions.get((tp.topic, tp.partition))
+        return known if known is not None else await self._consumer.committed(tp)
 
     async def rewind(self) -> None:
         try:
             for tp in self._consumer.assignment():
-                committed = await self._consumer.committed(tp)
+                committed = await self._committed(tp)
                 if committed is None:
                     await self._consumer.seek_to_beginning(tp)
                 else:
@@ -504,11 +635,31 @@ class KafkaConsumer:
         try:
             end = await self._consumer.end_offsets(assigned)
             for tp in assigned:
-                committed = await self._consumer.committed(tp) or 0
+                committed = await self._committed(tp) or 0
                 result[(tp.topic, tp.partition)] = max(0, end[tp] - committed)
         except KafkaError as exc:
             raise LogUnavailable(f"kafka lag: {exc}") from exc
         return result
+
+
+async def _read_to_end(
+    probe: Any, partitions: set[Any], end: Mapping[Any, int]
+) -> dict[Any, int | None]:
+    """Read `partitions` from where `probe` stands to `end`; the last position record
+    seen in each (None if none)."""
+    found: dict[Any, int | None] = dict.fromkeys(partitions)
+    deadline = asyncio.get_running_loop().time() + _RESTORE_TIMEOUT_S
+    left = set(partitions)
+    while left:
+        if asyncio.get_running_loop().time() > deadline:
+            raise LogUnavailable(f"reading positions back from {sorted(left)} timed out")
+        batch = await probe.getmany(*left, timeout_ms=200)
+        for s, messages in batch.items():
+            position = last_position((m.key, m.value or b"") for m in messages)
+            if position is not None:
+                found[s] = position
+        left = {s for s in left if await probe.position(s) < end[s]}
+    return found
 
 
 def holdings(consumers: set[KafkaConsumer]) -> Holdings:
