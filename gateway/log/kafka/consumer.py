@@ -454,7 +454,10 @@ class KafkaConsumer:
     async def _share_now_and_then(self) -> None:
         while True:
             await asyncio.sleep(_GROUP_OFFSETS_EVERY_S)
-            await self.share_positions()
+            try:
+                await self.share_positions()
+            except Exception as exc:  # a surprise must not end the sharing for good
+                logger.warning("group offsets not committed", error=repr(exc))
 
     async def release(self, tps: set[TP]) -> None:
         """Flush and close the producers of `tps`; a failure to close is logged, not raised."""
