@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.log.base import Record
+from gateway.log.base import POSITION_KEY, Record
 from gateway.log.sqlite import SqliteLog
 from gateway.process.decide import forgettable
 from gateway.process.state import EntityState, FollowUp, StateKey, StateStore, StateView
@@ -92,6 +92,28 @@ async def test_a_changelog_record_with_no_value_removes_the_entity(tmp_path: Pat
         store = StateStore(log, TOPIC)
         await store.load({("raw", 0)})
         assert list(store.owned()) == []
+    finally:
+        await log.close()
+
+
+async def test_the_logs_position_records_are_not_entities(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The Kafka log keeps the processor's input position in the changelog
+    # (gateway/log/kafka/positions.py); the store passes over it without a word.
+    log = SqliteLog(tmp_path / "log.sqlite3")
+    await log.start()
+    try:
+        await log.append(
+            [
+                Record(TOPIC, EntityState(status="shipped").encode(), b"outbound:k", partition=0),
+                Record(TOPIC, b"42", POSITION_KEY, partition=0),
+            ]
+        )
+        store = StateStore(log, TOPIC)
+        await store.load({("raw", 0)})
+        assert [k for _, k, _ in store.owned()] == [StateKey("outbound", "k")]
+        assert "unknown key" not in caplog.text
     finally:
         await log.close()
 
