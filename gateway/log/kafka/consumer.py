@@ -257,10 +257,7 @@ class KafkaConsumer:
         record: its markers end the hanging records too. Raises LogUnavailable if
         anything still hangs after that.
         """
-        # Only the processor's consumer of the raw topic has a state partition per input
-        # partition; another group's (a DLQ redrive) must not judge the processor's.
-        raw = self._settings.topic_raw
-        state = {tp: (self._settings.topic_state, tp[1]) for tp in tps if tp[0] == raw}
+        state = self._state_partitions(tps)
         if not state:
             return
         async with self._probe() as probe:
@@ -372,12 +369,18 @@ class KafkaConsumer:
         except KafkaError as exc:
             raise LogUnavailable(f"kafka end of the hanging transaction on {tp}: {exc}") from exc
 
+    def _state_partitions(self, tps: set[TP]) -> dict[TP, TP]:
+        """The state partition of each raw partition among `tps`. Only the processor's
+        consumer of the raw topic has one per input partition; another group's (a DLQ
+        redrive) must not judge or use the processor's."""
+        raw, state = self._settings.topic_raw, self._settings.topic_state
+        return {tp: (state, tp[1]) for tp in tps if tp[0] == raw}
+
     async def restore_positions(self, tps: set[TP]) -> None:
         """Start each new partition at its last committed position: the larger of the
         one in the changelog and the group's offset (positions.py). A raw partition's
         position is kept in its state partition from now on, if there is one."""
-        raw, state = self._settings.topic_raw, self._settings.topic_state
-        wanted = {tp: (state, tp[1]) for tp in tps if tp[0] == raw}
+        wanted = self._state_partitions(tps)
         in_changelog = await self._changelog_positions(wanted) if wanted else {}
         try:
             for tp in sorted(tps):
@@ -401,12 +404,11 @@ class KafkaConsumer:
         found: dict[TP, int] = {}
         try:
             await probe.start()
-            # The gateway checks at start that state has raw's partitions (check_partitions).
-            exists = self._settings.topic_state in await probe.topics()
-            owner = {TopicPartition(*s): tp for tp, s in wanted.items() if exists}
-            self._kept.update((tp, (s.topic, s.partition)) for s, tp in owner.items())
-            if not owner:
+            if self._settings.topic_state not in await probe.topics():
                 return {}
+            # The gateway checks at start that state has raw's partitions (check_partitions).
+            self._kept.update(wanted)
+            owner = {TopicPartition(*s): tp for tp, s in wanted.items()}
             probe.assign(list(owner))
             begin = await probe.beginning_offsets(list(owner))
             end = await probe.end_offsets(list(owner))  # read_committed: the stable end
