@@ -18,13 +18,14 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from gateway.errors import LogUnavailable
 from gateway.lifespan import all_topics
-from gateway.log.base import TopicPartition
+from gateway.log.base import POSITION_KEY, Record, TopicPartition
 from gateway.log.kafka import KafkaLog
 from gateway.log.kafka.consumer import hanging
 from gateway.log.kafka.hanging import Marker, OpenTransaction, decide
 from gateway.settings import Settings
 from tests.conftest import SettingsFactory, _running_broker
 from tests.helpers import wait_for
+from tests.log.test_contract import fetch_until
 from tools.kafka_broker import Broker
 
 from .test_rebalance import Recording, join, started_log
@@ -155,25 +156,25 @@ def lenient_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]
 async def test_records_a_skipped_marker_left_hanging_end_as_their_transaction_did(
     make_settings: SettingsFactory, lenient_broker: Broker, ended: str | None, kept: bool
 ) -> None:
-    # The previous owner of raw partition 0 ends a transaction that wrote an event, and
-    # one that wrote its state record where the coordinator never writes a marker (as a
-    # restarted broker that skipped it would leave it). The next owner must end the
-    # state record the way the event went: kept if the event was committed, dropped if
-    # it was aborted, and dropped when no marker anywhere says.
+    # The previous owner of raw partition 0 read in-0 and in-1 and ended a transaction
+    # that wrote an event and, where the coordinator never writes a marker (as a restarted
+    # broker that skipped it would leave it), its new position on state partition 0. The
+    # next owner must end that position the way the event went: kept, and reading resumes
+    # at in-2, if the event was committed; dropped, and in-0 is read again, if it was
+    # aborted or when no marker anywhere says.
     settings = make_settings(kafka_bootstrap_servers=lenient_broker.bootstrap, kafka_partitions=1)
+    raw, state = settings.topic_raw, (settings.topic_state, 0)
     log = KafkaLog(settings, topics=all_topics(settings))
     await log.start()
+    await log.append([Record(raw, f"in-{i}".encode(), b"k", partition=0) for i in range(3)])
     await log.close()
-    state = (settings.topic_state, 0)
     prefix, group = settings.kafka_transactional_id_prefix, settings.kafka_consumer_group
-    previous = await _transactional(
-        lenient_broker.bootstrap, f"{prefix}-{group}-{settings.topic_raw}-0"
-    )
+    previous = await _transactional(lenient_broker.bootstrap, f"{prefix}-{group}-{raw}-0")
     try:
         await previous.begin_transaction()
         if ended is not None:
             await (await previous.send(settings.topic_outbound, b"event", partition=0))
-        await _write_unmarked(lenient_broker.bootstrap, previous, state, b"order-1", b"state")
+        await _write_unmarked(lenient_broker.bootstrap, previous, state, POSITION_KEY, b"2")
         if ended == "abort":
             await previous.abort_transaction()
         else:
@@ -185,12 +186,16 @@ async def test_records_a_skipped_marker_left_hanging_end_as_their_transaction_di
     async with started_log(settings) as log:
         listener = Recording()
         member = await join(log, settings, listener)
-        await wait_for(listener.assigned.is_set, timeout_s=60)  # after the state is settled
-        assert member.broken is None
-        await member.stop()
-        assert not await _hanging(settings, state)
-        stored = [r.value async for r in log.read(settings.topic_state)]
-        assert stored == ([b"state"] if kept else [])
+        try:
+            await wait_for(listener.assigned.is_set, timeout_s=60)  # after the state settled
+            assert member.broken is None
+            assert not await _hanging(settings, state)
+            first = await fetch_until(member, 1)
+            assert [r.value for r in first] == [b"in-2" if kept else b"in-0"]
+        finally:
+            await member.stop()
+        positions = [r.value async for r in log.read(settings.topic_state)]
+        assert positions == ([b"2"] if kept else [])
         events = [r.value async for r in log.read(settings.topic_outbound)]
         assert events == ([b"event"] if ended == "commit" else [])
 
