@@ -65,6 +65,9 @@ _TOP_UP_MS = 10
 # (the coordinator writes them after its EndTxn answer), and how often it looks.
 _MARKERS_WAIT_S = 3.0
 _MARKERS_POLL_S = 0.05
+# How long a takeover may search the processor's partitions for the marker that says how
+# a hanging transaction was ended (hanging.py).
+_MARKER_SEARCH_S = 3.0
 # How often the positions kept in the changelog are also committed to the group's
 # offsets (for lag tools; positions.py).
 _GROUP_OFFSETS_EVERY_S = 1.0
@@ -327,12 +330,18 @@ class KafkaConsumer:
             ]
             since = await probe.offsets_for_times(dict.fromkeys(others, opened.timestamp_ms))
             ends = await probe.end_offsets(others)
-            markers = await markers_since(
-                probe._client,
-                {(p.topic, p.partition): at.offset for p, at in since.items() if at is not None},
-                {(p.topic, p.partition): end for p, end in ends.items()},
-                opened.producer_id,
-            )
+            # The assignment callback holds the group's heartbeats: the search is bounded,
+            # and ends as an abort, the old way, when it takes too long.
+            async with asyncio.timeout(_MARKER_SEARCH_S):
+                markers = await markers_since(
+                    probe._client,
+                    {(p.topic, p.partition): at.offset for p, at in since.items() if at},
+                    {(p.topic, p.partition): end for p, end in ends.items()},
+                    opened,
+                )
+        except TimeoutError:
+            logger.warning("no marker found in time; aborting", state_partition=state)
+            return "abort"
         except (KafkaError, RuntimeError) as exc:
             raise LogUnavailable(
                 f"kafka look-up of the hanging transaction on {state}: {exc}"

@@ -109,10 +109,10 @@ async def open_transaction(client: Any, tp: TP, stable_end: int) -> OpenTransact
 
 
 async def markers_since(
-    client: Any, starts: Mapping[TP, int], ends: Mapping[TP, int], producer_id: int
+    client: Any, starts: Mapping[TP, int], ends: Mapping[TP, int], opened: OpenTransaction
 ) -> list[Marker]:
-    """The control records of `producer_id` on each partition between its start and its
-    end offset (written end)."""
+    """The control records of `opened`'s producer id on each partition between its start
+    and its end offset (written end), up to the first one of `opened`'s epoch."""
     found: list[Marker] = []
     for tp, start in starts.items():
         offset, end = start, ends.get(tp, start)
@@ -121,9 +121,15 @@ async def markers_since(
             if not batches:
                 break
             for batch in batches:
-                if batch.is_control_batch and batch.producer_id == producer_id:
-                    key = next(iter(batch)).key or b""
-                    commit = len(key) >= 4 and int.from_bytes(key[2:4], "big") == _COMMIT
-                    found.append(Marker(batch.producer_id, batch.producer_epoch, commit))
+                if batch.is_control_batch and batch.producer_id == opened.producer_id:
+                    found.append(_marker(batch))
+                    if decide(opened, found[-1:]) is not None:
+                        return found
             offset = max(offset + 1, batches[-1].next_offset)
     return found
+
+
+def _marker(batch: Any) -> Marker:
+    key = next(iter(batch)).key or b""
+    commit = len(key) >= 4 and int.from_bytes(key[2:4], "big") == _COMMIT
+    return Marker(batch.producer_id, batch.producer_epoch, commit)
