@@ -30,7 +30,13 @@ from gateway.errors import LogUnavailable
 from gateway.log.base import POSITION_KEY, AssignmentListener, LogRecord, Record
 from gateway.log.base import TopicPartition as TP
 from gateway.log.kafka.common import send_batches, to_log_record
-from gateway.log.kafka.hanging import Outcome, decide, markers_since, open_transaction
+from gateway.log.kafka.hanging import (
+    FetchRefused,
+    Outcome,
+    decide,
+    markers_since,
+    open_transaction,
+)
 from gateway.log.kafka.partitioner import DefaultPartitioner
 from gateway.log.kafka.positions import (
     FIRST_WINDOW,
@@ -342,7 +348,7 @@ class KafkaConsumer:
         except TimeoutError:
             logger.warning("no marker found in time; aborting", state_partition=state)
             return "abort"
-        except (KafkaError, RuntimeError) as exc:
+        except (KafkaError, FetchRefused) as exc:
             raise LogUnavailable(
                 f"kafka look-up of the hanging transaction on {state}: {exc}"
             ) from exc

@@ -26,6 +26,9 @@ from aiokafka.protocol.fetch import FetchRequest
 from aiokafka.record.memory_records import MemoryRecords
 
 from gateway.log.base import TopicPartition as TP
+from gateway.ops.logs import get_logger
+
+logger = get_logger("gateway.log.kafka")
 
 _READ_UNCOMMITTED: Final = 0
 _FETCH_BYTES: Final = 1 << 20
@@ -90,8 +93,12 @@ async def _fetch(client: Any, tp: TP, offset: int) -> list[Any]:
     response = await client.send(node, request)
     error, batches = _batches(response).get(tp, (0, []))
     if error:
-        raise RuntimeError(f"fetch of {tp} at {offset} failed with error code {error}")
+        raise FetchRefused(f"fetch of {tp} at {offset} failed with error code {error}")
     return batches
+
+
+class FetchRefused(RuntimeError):
+    """The broker answered a Fetch with an error code (e.g. no Read ACL on the topic)."""
 
 
 async def open_transaction(client: Any, tp: TP, stable_end: int) -> OpenTransaction | None:
@@ -117,7 +124,11 @@ async def markers_since(
     for tp, start in starts.items():
         offset, end = start, ends.get(tp, start)
         while offset < end:
-            batches = await _fetch(client, tp, offset)
+            try:
+                batches = await _fetch(client, tp, offset)
+            except FetchRefused as exc:  # the other partitions may still say
+                logger.warning("a partition could not be searched for markers", error=str(exc))
+                break
             if not batches:
                 break
             for batch in batches:
