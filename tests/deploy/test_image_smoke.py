@@ -191,9 +191,7 @@ def _get(url: str) -> tuple[int, str]:
         return error.code, error.read().decode()
 
 
-def test_serves_health_and_takes_a_callback(image: Running) -> None:
-    assert _get(f"{image.ops}/livez")[0] == 200
-    assert _get(f"{image.ops}/readyz")[0] == 200
+def _post_callback(image: Running) -> None:
     body = (REPO / "tools" / "sample-callback.json").read_bytes()
     request = urllib.request.Request(
         f"{image.http}/webhooks/oc/{PATH_TOKEN}/outbound",
@@ -206,12 +204,27 @@ def test_serves_health_and_takes_a_callback(image: Running) -> None:
         assert json.loads(response.read())["success"] is True
 
 
+def _received(metrics: str) -> float:
+    """The outbound callbacks counted (0 before the first, which creates the series)."""
+    found = re.search(r'^gateway_callbacks_received_total\{kind="outbound"\} (\S+)$', metrics, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_serves_health_and_takes_a_callback(image: Running) -> None:
+    assert _get(f"{image.ops}/livez")[0] == 200
+    assert _get(f"{image.ops}/readyz")[0] == 200
+    _post_callback(image)
+
+
 def test_exports_the_documented_metrics(image: Running) -> None:
+    # Counts its own callback, so it holds whether or not the test above ran first.
+    before = _received(_get(f"{image.ops}/metrics")[1])
+    _post_callback(image)
     status, text = _get(f"{image.ops}/metrics")
     assert status == 200
     declared = set(re.findall(r"^# TYPE (\S+) \S+$", text, flags=re.MULTILINE))
     assert declared >= METRIC_NAMES, f"missing: {sorted(METRIC_NAMES - declared)}"
-    assert re.search(r'^gateway_callbacks_received_total\{kind="outbound"\} 1\.0$', text, re.M)
+    assert _received(text) == before + 1
     assert re.search(r"^gateway_ready 1\.0$", text, re.M)
 
 
