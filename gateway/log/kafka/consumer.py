@@ -496,7 +496,7 @@ class KafkaConsumer:
             await producer.stop()
         except Exception as exc:  # closed as far as it goes; nothing more to do with it
             logger.warning(
-                "transactional producer closed with an error", partition=tp, error=str(exc)
+                "transactional producer closed with an error", partition=tp, error=repr(exc)
             )
         self._closing_producers.pop(id(producer), None)  # kept (counted) if stop() is cut short
 
@@ -562,7 +562,7 @@ class KafkaConsumer:
             await self._consumer.stop()
         except Exception as exc:  # the producers are closed all the same
             logger.warning(
-                "kafka consumer stopped with an error", group=self._group, error=str(exc)
+                "kafka consumer stopped with an error", group=self._group, error=repr(exc)
             )
 
     def _forget(self) -> None:
