@@ -51,7 +51,7 @@ def test_a_partition_hangs_when_its_stable_end_is_behind_its_written_end(
     assert hanging(committed_end, written_end) == expected
 
 
-OPENED = OpenTransaction(producer_id=7, producer_epoch=3, offset=40, timestamp_ms=1)
+OPENED = OpenTransaction(producer_id=7, producer_epoch=3, timestamp_ms=1)
 
 
 @pytest.mark.parametrize(

@@ -272,14 +272,15 @@ class KafkaConsumer:
         async with self._probe() as probe:
             found = await self._hanging_states(probe, list(state.values()))
             for tp in sorted(tp for tp, s in state.items() if s in found):
-                outcome = await self._outcome(probe, tp, state[tp], found[state[tp]])
+                writable = await self._writable(self._producers[tp])
+                outcome = await self._outcome(probe, tp, state[tp], found[state[tp]], writable)
                 logger.warning(
                     "a transaction the previous owner left hangs; ending it as its coordinator did",
                     partition=tp,
                     state_partition=state[tp],
                     outcome=outcome,
                 )
-                await self._end_everything(tp, commit=outcome == "commit")
+                await self._end_everything(tp, writable, commit=outcome == "commit")
             if found and (left := await self._still_hanging(probe, list(found))):
                 raise LogUnavailable(f"transactions on {sorted(left)} still hang after ending them")
 
@@ -322,18 +323,16 @@ class KafkaConsumer:
         found = hanging(ends, {(tp.topic, tp.partition): end for tp, end in written.items()})
         return {tp: ends[tp] for tp in found}
 
-    async def _outcome(self, probe: Any, tp: TP, state: TP, stable_end: int) -> Outcome:
+    async def _outcome(
+        self, probe: Any, tp: TP, state: TP, stable_end: int, writable: list[TP]
+    ) -> Outcome:
         """How the coordinator ended the transaction hanging on `state`: looked up on the
-        other partitions the processor writes; abort when no marker says."""
+        other partitions the processor writes (`writable`); abort when no marker says."""
         try:
             opened = await open_transaction(probe._client, state, stable_end)
             if opened is None or opened.producer_id != self._producers[tp]._txn_manager.producer_id:
                 return "abort"  # not this partition's producer's: its abort cannot end it
-            others = [
-                TopicPartition(*other)
-                for other in await self._writable(self._producers[tp])
-                if other != state
-            ]
+            others = [TopicPartition(*other) for other in writable if other != state]
             since = await probe.offsets_for_times(dict.fromkeys(others, opened.timestamp_ms))
             ends = await probe.end_offsets(others)
             # The assignment callback holds the group's heartbeats: the search is bounded,
@@ -364,10 +363,9 @@ class KafkaConsumer:
             for partition in sorted(await producer.partitions_for(topic))
         ]
 
-    async def _end_everything(self, tp: TP, *, commit: bool) -> None:
+    async def _end_everything(self, tp: TP, writable: list[TP], *, commit: bool) -> None:
         producer = self._producers[tp]
         try:
-            writable = await self._writable(producer)
             await producer.begin_transaction()
             for other in writable:
                 # No record: the partition takes part, so its marker is written.

@@ -43,7 +43,6 @@ class OpenTransaction:
 
     producer_id: int
     producer_epoch: int
-    offset: int
     timestamp_ms: int
 
 
@@ -108,9 +107,7 @@ async def open_transaction(client: Any, tp: TP, stable_end: int) -> OpenTransact
         if batch.next_offset <= stable_end:
             continue
         if batch.is_transactional and not batch.is_control_batch:
-            return OpenTransaction(
-                batch.producer_id, batch.producer_epoch, batch.base_offset, batch.first_timestamp
-            )
+            return OpenTransaction(batch.producer_id, batch.producer_epoch, batch.first_timestamp)
         return None
     return None
 
