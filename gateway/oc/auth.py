@@ -96,7 +96,7 @@ class OcAuth(httpx.Auth):
             self.sign(request, token)
             response = yield request
             await response.aread()
-            if attempt == 2 or not is_auth_failure(request.url.path, response):
+            if attempt == 2 or not is_auth_failure(request, response):
                 return
             refused = token
 

@@ -24,7 +24,13 @@ from gateway.clock import Clock
 from gateway.errors import OcAuthError, OcError, OcRejected, OcTransient, OcUnavailable
 from gateway.oc.breaker import BreakerOpen, BreakerState, CircuitBreaker
 from gateway.oc.ratelimit import AccountLimiter, Priority
-from gateway.oc.responses import E, OcThrottled, read_answer, transport_error
+from gateway.oc.responses import (
+    PARSE_EXTENSION,
+    E,
+    OcThrottled,
+    read_answer,
+    transport_error,
+)
 from gateway.ops.metrics import Metrics
 from gateway.ops.tracing import Tracing
 from gateway.retry import RetryPolicy, with_retries
@@ -170,6 +176,7 @@ class OcCaller:
             content=body,
             params=params,
             headers=headers,
+            extensions={PARSE_EXTENSION: parse},
         )
         started = self._clock.monotonic()
         try:

@@ -24,6 +24,13 @@ from schemas.oc_api import parse_classic_response, parse_return2_response
 RETURN2_PREFIX = "/3pp/returns/"
 """Business paths under this prefix answer the Return 2.0 envelope (oc-api README §4.2)."""
 
+PARSE_EXTENSION = "gateway.oc.parse"
+"""A business request's extension naming the parser of its answer: the auth flow, which
+must look into every 2xx answer for an auth failure, parses it with that parser and leaves
+the envelope on the response (`ANSWER_EXTENSION`) for `read_answer`, so the caller does
+not parse it a second time."""
+ANSWER_EXTENSION = "gateway.oc.answer"
+
 
 _BUSY = re.compile(r"busy|try again later|temporar|稍后|繁忙", re.IGNORECASE)
 """A success:false that says OC is overloaded for now (worth a retry)."""
@@ -112,8 +119,9 @@ def check_envelope(envelope: Envelope, endpoint: str) -> None:
 def read_answer(response: httpx.Response, parse: Callable[[bytes], E], endpoint: str) -> E:
     """The checked envelope of a business answer, or the `OcError` it amounts to."""
     raise_for_status(response, endpoint)
+    parsed = response.extensions.get(ANSWER_EXTENSION)
     try:
-        envelope = parse(response.content)
+        envelope: E = parsed[1] if parsed and parsed[0] is parse else parse(response.content)
     except ValidationError as exc:
         raise OcRejected(
             f"OC {endpoint} answered something unreadable ({exc.error_count()} errors)",
@@ -123,20 +131,25 @@ def read_answer(response: httpx.Response, parse: Callable[[bytes], E], endpoint:
     return envelope
 
 
-def is_auth_failure(path: str, response: httpx.Response) -> bool:
-    """OC refused the access token: HTTP 401, or HTTP 2xx whose envelope (classic or
-    Return 2.0, chosen by path) is a failure that blames authentication."""
+def is_auth_failure(request: httpx.Request, response: httpx.Response) -> bool:
+    """OC refused the access token: HTTP 401, or HTTP 2xx whose envelope is a failure
+    that blames authentication. The envelope is read with the request's own parser
+    (`PARSE_EXTENSION`), kept on the response for `read_answer`; without one, with the
+    generic parser of its envelope (classic or Return 2.0, chosen by path)."""
     if response.status_code == 401:
         return True
     if not 200 <= response.status_code < 300:
         return False
-    parse: Callable[[bytes], Any] = (
-        parse_return2_response if uses_return2(path) else parse_classic_response
+    own: Callable[[bytes], Any] | None = request.extensions.get(PARSE_EXTENSION)
+    parse = own or (
+        parse_return2_response if uses_return2(request.url.path) else parse_classic_response
     )
     try:
         envelope: Envelope = parse(response.content)
     except ValidationError:
         return False
+    if own is not None:
+        response.extensions[ANSWER_EXTENSION] = (own, envelope)
     return envelope.is_auth_failure()
 
 

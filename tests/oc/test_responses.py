@@ -13,6 +13,7 @@ import pytest
 from gateway.errors import OcAuthError, OcError, OcRejected, OcTransient
 from gateway.oc.redaction import RedactSecretParams
 from gateway.oc.responses import (
+    PARSE_EXTENSION,
     OcLimitExceeded,
     OcThrottled,
     is_auth_failure,
@@ -22,8 +23,8 @@ from gateway.oc.responses import (
 )
 from schemas.oc_api import parse_outbound_query_response, parse_return_stock_response
 
-ORDERS = "/openapi/3pp/outbound/v2/query"
-RETURN_STOCK = "/openapi/3pp/returns/v1/query/stock"
+ORDERS = httpx.Request("POST", "http://oc/openapi/3pp/outbound/v2/query")
+RETURN_STOCK = httpx.Request("POST", "http://oc/openapi/3pp/returns/v1/query/stock")
 
 
 def answer(status: int, body: Any = None, **headers: str) -> httpx.Response:
@@ -83,6 +84,27 @@ def test_auth_failure_is_read_from_401_or_either_envelope_by_path() -> None:
     assert not is_auth_failure(ORDERS, httpx.Response(200, content=b"<html>"))
 
 
+def test_an_answer_the_auth_check_read_with_the_requests_parser_is_not_parsed_again() -> None:
+    calls: list[bytes] = []
+
+    def parse(body: bytes) -> Any:
+        calls.append(body)
+        return parse_outbound_query_response(body)
+
+    request = httpx.Request("POST", ORDERS.url, extensions={PARSE_EXTENSION: parse})
+    ok = answer(200, {"code": 0, "success": True, "data": []})
+    assert not is_auth_failure(request, ok)
+    assert read_answer(ok, parse, "outbound_query").data == []
+    assert len(calls) == 1
+    # Another parser's answer is not taken for this one's: it parses for itself.
+    assert read_answer(ok, parse_outbound_query_response, "outbound_query").data == []
+    refused = answer(200, classic_failure("token expired"))
+    assert is_auth_failure(request, refused)
+    with pytest.raises(OcAuthError):
+        read_answer(refused, parse, "outbound_query")
+    assert len(calls) == 2
+
+
 def test_retry_after_in_seconds_or_as_a_date() -> None:
     now = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
     assert retry_after_s(answer(429, **{"Retry-After": "2"})) == 2.0
@@ -94,7 +116,7 @@ def test_retry_after_in_seconds_or_as_a_date() -> None:
 
 
 def test_httpx_failures_become_transient_or_rejected() -> None:
-    request = httpx.Request("POST", "http://oc" + ORDERS)
+    request = ORDERS
     assert type(transport_error(httpx.ReadTimeout("t", request=request), "x")) is OcTransient
     assert type(transport_error(httpx.ConnectError("c", request=request), "x")) is OcTransient
     assert type(transport_error(httpx.DecodingError("d", request=request), "x")) is OcRejected
