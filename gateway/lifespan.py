@@ -228,6 +228,8 @@ class Gateway:
         log.on_spooled = self.metrics.spooled.inc
         log.on_retry = self.metrics.retries.labels("spool_drain").inc
         kafka = log.kafka
+        hanging = self.metrics.processor_hanging_transactions
+        kafka.on_hanging_ended = lambda outcome: hanging.labels(outcome).inc()
         if not in_multiprocess():  # there `_refresh_gauges` sets them (no callbacks)
             self.metrics.processor_partitions.set_function(lambda: len(kafka.holdings().partitions))
             self.metrics.processor_producers.set_function(lambda: len(kafka.holdings().producers))

@@ -236,6 +236,17 @@ class Metrics:
             "partition once a rebalance is done; more means a leak (Kafka log).",
             registry=r,
         )
+        self.processor_hanging_transactions = self._track(
+            Counter,
+            "gateway_processor_hanging_transactions_total",
+            "Transactions a previous owner left open on a state partition (a broker "
+            "restarted mid-commit skipped markers) that a takeover ended, by outcome: "
+            "commit or abort, as their coordinator had decided (Kafka log).",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in ("commit", "abort"):
+            self.processor_hanging_transactions.labels(outcome)
         self.events_published = self._track(
             Counter,
             "gateway_events_published_total",

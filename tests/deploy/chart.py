@@ -71,6 +71,7 @@ COUNTERS = frozenset(
         "gateway_log_write_errors_total",
         "gateway_log_retention_removed_records_total",
         "gateway_log_retention_reclaimed_bytes_total",
+        "gateway_processor_hanging_transactions_total",
     }
 )
 GAUGES = frozenset(

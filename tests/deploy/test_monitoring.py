@@ -184,6 +184,8 @@ def _ack_buckets(le_with_observations: str) -> list[dict[str, str]]:
     return series
 
 
+HANGING = "gateway_processor_hanging_transactions_total"
+
 ALERT_CASES: list[tuple[str, list[dict[str, str]], str, list[dict[str, str]]]] = [
     # (alert, input series, eval time, expected labels of each firing alert; [] = quiet)
     (
@@ -318,6 +320,19 @@ ALERT_CASES: list[tuple[str, list[dict[str, str]], str, list[dict[str, str]]]] =
             _series("gateway_processor_partitions", "3x30", pod="a"),
         ],
         "20m",
+        [],
+    ),
+    (
+        "OCGatewayHangingTransactionEnded",
+        [_series(HANGING, "0 0 1x10", pod="a", outcome="commit")],
+        "5m",
+        [{"namespace": NAMESPACE, "pod": "a", "outcome": "commit"}],
+    ),
+    # None in the last hour: quiet again.
+    (
+        "OCGatewayHangingTransactionEnded",
+        [_series(HANGING, "0 1x80", pod="a", outcome="abort")],
+        "75m",
         [],
     ),
     (

@@ -184,12 +184,15 @@ async def test_records_a_skipped_marker_left_hanging_end_as_their_transaction_di
     assert await _hanging(settings, state)
 
     async with started_log(settings) as log:
+        outcomes: list[str] = []
+        log.on_hanging_ended = outcomes.append  # the processor's metric counts these
         listener = Recording()
         member = await join(log, settings, listener)
         try:
             await wait_for(listener.assigned.is_set, timeout_s=60)  # after the state settled
             assert member.broken is None
             assert not await _hanging(settings, state)
+            assert outcomes == ["commit" if ended == "commit" else "abort"]
             first = await fetch_until(member, 1)
             assert [r.value for r in first] == [b"in-2" if kept else b"in-0"]
         finally:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,7 +159,10 @@ class KafkaConsumer:
         topics: Sequence[str],
         listener: AssignmentListener | None,
         books: set[KafkaConsumer],
+        on_hanging_ended: Callable[[str], None] | None = None,
     ) -> None:
+        """`on_hanging_ended` is told the outcome ("commit" or "abort") of each hanging
+        transaction a takeover ended (`end_hanging`)."""
         self._settings = settings
         self._options = options
         self._group = group
@@ -185,6 +188,7 @@ class KafkaConsumer:
         self._stopping = False
         self._closing: asyncio.Task[None] | None = None
         self._books = books
+        self._on_hanging_ended = on_hanging_ended
         self._listener = _Rebalance(self, listener)
         self.broken: Exception | None = None
         # The position last committed per owned partition, and those of them the group's
@@ -281,6 +285,8 @@ class KafkaConsumer:
                     outcome=outcome,
                 )
                 await self._end_everything(tp, writable, commit=outcome == "commit")
+                if self._on_hanging_ended is not None:
+                    self._on_hanging_ended(outcome)
             if found and (left := await self._still_hanging(probe, list(found))):
                 raise LogUnavailable(f"transactions on {sorted(left)} still hang after ending them")
 

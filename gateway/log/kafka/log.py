@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -48,6 +48,9 @@ class KafkaLog:
         self._compacted = frozenset(compacted)
         self._producer: Any = None
         self._consumers: set[KafkaConsumer] = set()
+        self.on_hanging_ended: Callable[[str], None] | None = None
+        """Told the outcome ("commit" or "abort") of each transaction a previous owner
+        left hanging that one of this log's consumers ended on a takeover."""
 
     async def start(self) -> None:
         if self._settings.kafka_create_topics and self._topics:
@@ -162,8 +165,18 @@ class KafkaLog:
         self, group: str, topics: Sequence[str], listener: AssignmentListener | None = None
     ) -> KafkaConsumer:
         return KafkaConsumer(
-            self._settings, self._options, group, topics, listener, self._consumers
+            self._settings,
+            self._options,
+            group,
+            topics,
+            listener,
+            self._consumers,
+            on_hanging_ended=self._hanging_ended,
         )
+
+    def _hanging_ended(self, outcome: str) -> None:
+        if self.on_hanging_ended is not None:
+            self.on_hanging_ended(outcome)
 
     async def read(
         self,
