@@ -11,10 +11,12 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from gateway.errors import LogUnavailable
 from gateway.log.base import Record, TopicPartition
 from gateway.log.kafka import KafkaConsumer, KafkaLog
+from gateway.log.kafka import consumer as kafka_consumer
 from gateway.settings import Settings
 from tests.conftest import SettingsFactory
 from tests.helpers import wait_for
@@ -152,6 +154,56 @@ async def test_stop_during_an_assignment_closes_what_the_assignment_opened(
         await asyncio.wait_for(stopping, timeout=60)
         assert log.holdings().consumers == 0
         assert log.holdings().producers == ()
+
+
+async def _group_members(settings: Settings) -> tuple[str, list[str]]:
+    """The group's state and its members' ids, as the broker sees them."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        [response] = await admin.describe_consumer_groups([settings.kafka_consumer_group])
+    finally:
+        await admin.close()
+    [(_, _, state, _, _, members, *_)] = response.groups
+    return state, [member[0] for member in members]
+
+
+async def test_a_takeover_longer_than_the_session_timeout_keeps_the_member_in_the_group(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Loading a large state can outlast the session timeout. aiokafka sends no heartbeat
+    # while its assignment callback runs, so a takeover done inside it would get the
+    # member evicted, and every rebalance after it would do the same. The takeover runs
+    # beside the heartbeats instead; its partitions give no record until it is done.
+    session_s = 6.0  # the broker's least session timeout (group.min.session.timeout.ms)
+    monkeypatch.setattr(kafka_consumer, "_SESSION_TIMEOUT_MS", int(session_s * 1000))
+    async with started_log(settings) as log:
+        await log.append([Record(settings.topic_raw, b"v", f"k{i}".encode()) for i in range(20)])
+        listener = Recording()
+        listener.hold = asyncio.Event()
+        subject = await join(log, settings, listener)
+        try:
+            await asyncio.wait_for(listener.assigned.wait(), timeout=60)
+            _, before = await _group_members(settings)
+            # Held for longer than the session timeout; nothing of it may be read meanwhile.
+            loop = asyncio.get_running_loop()
+            held_until = loop.time() + session_s * 1.5
+            while loop.time() < held_until:
+                assert await subject.fetch(100, 0.5) == []
+            state, after = await _group_members(settings)
+            assert (state, after) == ("Stable", before)
+            listener.hold.set()
+            got: list[bytes] = []
+
+            async def all_read() -> bool:
+                got.extend(r.value for r in await subject.fetch(100, 0.5))
+                return len(got) >= 20
+
+            await wait_for(all_read, timeout_s=60)
+            assert len(got) == 20
+            assert subject.broken is None
+        finally:
+            await subject.stop()
 
 
 async def test_a_stop_cut_short_still_closes_the_producers(settings: Settings) -> None:

@@ -108,3 +108,16 @@ def _append(builder: Any, record: Record) -> bool:
         headers=list(record.headers),
     )
     return appended is not None
+
+
+async def start_client(client: Any) -> None:
+    """`client.start()` (an aiokafka consumer or producer) that a cancellation does not
+    cut short: aiokafka leaks its bootstrap connection when a start is cancelled while it
+    asks for the first metadata. Cancelled, this waits for the start to end (the caller
+    then stops the client as usual), then raises the cancellation."""
+    starting = asyncio.ensure_future(client.start())
+    try:
+        await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        await asyncio.gather(starting, return_exceptions=True)
+        raise

@@ -11,7 +11,11 @@ Taking a partition over: its producer starts (fencing the previous owner), then 
 transaction still hanging on its state partition is ended as its coordinator decided
 (`end_hanging`), then its position is found (`restore_positions`: the processor's are
 kept in its state changelog, positions.py), then the owner loads its state and the
-partition resumes.
+partition resumes. All of that runs in a task of its own (`take_over`), with the
+partitions paused, not in aiokafka's assignment callback: aiokafka sends no heartbeat
+while that callback runs, and loading a large state can take longer than the session
+timeout, after which the group would evict the member and rebalance again, forever. A
+revocation or `stop()` that comes first ends the takeover (`settle_takeover`).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from aiokafka.errors import KafkaError
 from gateway.errors import LogUnavailable
 from gateway.log.base import POSITION_KEY, AssignmentListener, LogRecord, Record
 from gateway.log.base import TopicPartition as TP
-from gateway.log.kafka.common import send_batches, to_log_record
+from gateway.log.kafka.common import send_batches, start_client, to_log_record
 from gateway.log.kafka.hanging import (
     FetchRefused,
     Outcome,
@@ -53,9 +57,10 @@ from gateway.settings import Settings
 logger = get_logger("gateway.log.kafka")
 
 _SESSION_TIMEOUT_MS = 10_000
-# aiokafka sends no heartbeat while the assignment callback runs, so the group evicts a
-# member whose producers take longer than the session timeout to start: give up before.
-_ACQUIRE_TIMEOUT_S = 0.8 * _SESSION_TIMEOUT_MS / 1000
+# A producer that has not started after this long hangs (the broker is unreachable, or
+# the coordinator keeps answering that it is loading): the assignment fails and the
+# owner rebuilds the consumer.
+_ACQUIRE_TIMEOUT_S = 8.0
 # A producer's start is only cancelled when it hangs: aiokafka leaks its bootstrap
 # connection when the start is cancelled while it asks for the first metadata.
 _STOP_WAITS_FOR_STARTS_S = 3.0
@@ -112,6 +117,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: Any) -> None:
         tps = {(tp.topic, tp.partition) for tp in revoked}
         try:
+            await self._owner.settle_takeover()
             if self._listener is not None:
                 await self._listener.on_revoked(tps)  # waits for the batch in flight
             await self._owner.share_positions(tps)
@@ -121,20 +127,10 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             await self._owner.release(tps)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        # aiokafka's fetcher starts on new partitions while this listener runs; keep
-        # them paused until their producer is up and the owner has loaded their state.
+        # aiokafka's fetcher starts on new partitions once this returns; keep them
+        # paused until their producer is up and the owner has loaded their state.
         self._owner.pause(assigned)
-        tps = {(tp.topic, tp.partition) for tp in assigned}
-        try:
-            await self._owner.acquire(tps)
-            await self._owner.end_hanging(tps)
-            await self._owner.restore_positions(tps)
-            if self._listener is not None:
-                await self._listener.on_assigned(tps)
-        except Exception as exc:
-            self._owner.fail(exc)
-            return
-        self._owner.resume(assigned)
+        self._owner.take_over(assigned, self._listener)
 
 
 class KafkaConsumer:
@@ -185,6 +181,7 @@ class KafkaConsumer:
         self._opening: dict[TP, Any] = {}
         self._closing_producers: dict[int, tuple[TP, Any]] = {}
         self._starting: set[asyncio.Task[None]] = set()
+        self._takeover: asyncio.Task[None] | None = None
         self._stopping = False
         self._closing: asyncio.Task[None] | None = None
         self._books = books
@@ -214,6 +211,43 @@ class KafkaConsumer:
 
     def starting(self) -> list[TP]:
         return list(self._opening)
+
+    def take_over(self, assigned: Any, listener: AssignmentListener | None) -> None:
+        """Take the (paused) `assigned` partitions over in the background and resume them
+        once done: acquire, end what hangs, restore positions, then the listener."""
+        self._takeover = asyncio.create_task(
+            self._take_over(assigned, listener), name="partition-takeover"
+        )
+
+    async def _take_over(self, assigned: Any, listener: AssignmentListener | None) -> None:
+        tps = {(tp.topic, tp.partition) for tp in assigned}
+        try:
+            await self.acquire(tps)
+            await self.end_hanging(tps)
+            await self.restore_positions(tps)
+            if listener is not None:
+                await listener.on_assigned(tps)
+        except asyncio.CancelledError:
+            # Producers a cancelled start left behind; the revocation releases the rest.
+            await self._close_all(
+                [(tp, self._opening.pop(tp)) for tp in tps & self._opening.keys()]
+            )
+            raise
+        except Exception as exc:
+            self.fail(exc)
+            return
+        self.resume(assigned)
+
+    async def settle_takeover(self) -> None:
+        """End a takeover still in progress: producers still starting get a moment to
+        finish first (then they are cancelled, see _STOP_WAITS_FOR_STARTS_S)."""
+        task = self._takeover
+        if task is None or task.done():
+            return
+        if self._starting:
+            await asyncio.wait(self._starting, timeout=_STOP_WAITS_FOR_STARTS_S)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
     async def acquire(self, tps: set[TP]) -> None:
         """Start (and so fence the previous owner of) each new partition's producer, all
@@ -307,10 +341,12 @@ class KafkaConsumer:
             **self._options, enable_auto_commit=False, isolation_level="read_uncommitted"
         )
         try:
-            await probe.start()
-        except KafkaError as exc:
+            await start_client(probe)
+        except BaseException as exc:
             await probe.stop()
-            raise LogUnavailable(f"kafka probe: {exc}") from exc
+            if isinstance(exc, KafkaError):
+                raise LogUnavailable(f"kafka probe: {exc}") from exc
+            raise
         try:
             yield probe
         finally:
@@ -341,8 +377,8 @@ class KafkaConsumer:
             others = [TopicPartition(*other) for other in writable if other != state]
             since = await probe.offsets_for_times(dict.fromkeys(others, opened.timestamp_ms))
             ends = await probe.end_offsets(others)
-            # The assignment callback holds the group's heartbeats: the search is bounded,
-            # and ends as an abort, the old way, when it takes too long.
+            # The partitions taken over wait, paused, for the search: it is bounded, and
+            # ends as an abort, the old way, when it takes too long.
             async with asyncio.timeout(_MARKER_SEARCH_S):
                 markers = await markers_since(
                     probe._client,
@@ -422,7 +458,7 @@ class KafkaConsumer:
         )
         found: dict[TP, int] = {}
         try:
-            await probe.start()
+            await start_client(probe)
             if self._settings.topic_state not in await probe.topics():
                 return {}
             # The gateway checks at start that state has raw's partitions (check_partitions).
@@ -543,14 +579,15 @@ class KafkaConsumer:
         self._stopping = True
         if self._sharing is not None:
             self._sharing.cancel()  # not awaited: nothing may come before the try below
-        if self._starting:  # an assignment is starting producers: let them finish
-            _, hanging = await asyncio.wait(self._starting, timeout=_STOP_WAITS_FOR_STARTS_S)
-            for task in hanging:
-                task.cancel()
-        if self._closing is None:
-            self._closing = asyncio.create_task(self._close_consumer(), name="consumer-close")
-            self._closing.add_done_callback(lambda _: self._forget())
         try:
+            try:
+                await self.settle_takeover()  # lets producers starting finish, cancels the rest
+            finally:
+                if self._closing is None:
+                    self._closing = asyncio.create_task(
+                        self._close_consumer(), name="consumer-close"
+                    )
+                    self._closing.add_done_callback(lambda _: self._forget())
             await asyncio.shield(self._closing)  # waits for a rebalance listener in progress
         finally:
             await self.release(set(self._producers))

@@ -21,7 +21,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from gateway.errors import ConfigurationError, LogUnavailable
 from gateway.log.base import AssignmentListener, LogRecord, Position, Record
-from gateway.log.kafka.common import client_options, send_record, to_log_record
+from gateway.log.kafka.common import client_options, send_record, start_client, to_log_record
 from gateway.log.kafka.consumer import Holdings, KafkaConsumer, holdings
 from gateway.log.kafka.partitioner import DefaultPartitioner
 from gateway.ops.logs import get_logger
@@ -196,7 +196,7 @@ class KafkaLog:
             auto_offset_reset="earliest",
         )
         try:
-            await consumer.start()
+            await start_client(consumer)
             consumer.assign(tps)
             end = await consumer.end_offsets(tps)
             start = await consumer.beginning_offsets(tps)
