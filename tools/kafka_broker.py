@@ -196,6 +196,29 @@ class Broker:
         if result.returncode != 0:
             raise BrokerError("kafka storage format failed:\n" + result.stdout + result.stderr)
 
+    def acls(self, *arguments: str) -> None:
+        """Run Kafka's own ACL tool against this broker (`--add --deny-principal ...`);
+        the broker needs an authorizer (`authorizer.class.name`) in its properties."""
+        result = subprocess.run(
+            [
+                _java(),
+                "-Xmx128m",
+                "-XX:TieredStopAtLevel=1",
+                *self._jvm_flags(),
+                "-cp",
+                self._classpath(),
+                "org.apache.kafka.tools.AclCommand",
+                "--bootstrap-server",
+                self.bootstrap,
+                *arguments,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise BrokerError("kafka acls failed:\n" + result.stdout + result.stderr)
+
     def start(self, timeout_s: float = START_TIMEOUT_S) -> None:
         """Start the broker on the formatted directory and wait until it serves."""
         with self.log_path.open("ab") as log:

@@ -4,6 +4,7 @@ completes a transaction without all of its markers)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Iterator
@@ -144,10 +145,13 @@ async def _written_ends(settings: Settings, topic: str) -> list[int]:
 def lenient_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     """A broker that takes a transaction's records for a partition the transaction never
     added. Records written so are hanging, as are those of a partition whose marker the
-    coordinator skipped: nothing will end them but the producer id's next marker."""
+    coordinator skipped: nothing will end them but the producer id's next marker. It has
+    an authorizer that allows what no ACL names, so a test can deny one topic."""
     yield from _running_broker(
         Path(tmp_path_factory.mktemp("lenient-kafka")),
-        "transaction.partition.verification.enable=false",
+        "transaction.partition.verification.enable=false\n"
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer\n"
+        "allow.everyone.if.no.acl.found=true",
     )
 
 
@@ -163,25 +167,7 @@ async def test_records_a_skipped_marker_left_hanging_end_as_their_transaction_di
     # at in-2, if the event was committed; dropped, and in-0 is read again, if it was
     # aborted or when no marker anywhere says.
     settings = make_settings(kafka_bootstrap_servers=lenient_broker.bootstrap, kafka_partitions=1)
-    raw, state = settings.topic_raw, (settings.topic_state, 0)
-    log = KafkaLog(settings, topics=all_topics(settings))
-    await log.start()
-    await log.append([Record(raw, f"in-{i}".encode(), b"k", partition=0) for i in range(3)])
-    await log.close()
-    prefix, group = settings.kafka_transactional_id_prefix, settings.kafka_consumer_group
-    previous = await _transactional(lenient_broker.bootstrap, f"{prefix}-{group}-{raw}-0")
-    try:
-        await previous.begin_transaction()
-        if ended is not None:
-            await (await previous.send(settings.topic_outbound, b"event", partition=0))
-        await _write_unmarked(lenient_broker.bootstrap, previous, state, POSITION_KEY, b"2")
-        if ended == "abort":
-            await previous.abort_transaction()
-        else:
-            await previous.commit_transaction()
-    finally:
-        await previous.stop()
-    assert await _hanging(settings, state)
+    state = await _left_hanging(settings, lenient_broker, ended)
 
     async with started_log(settings) as log:
         outcomes: list[str] = []
@@ -201,6 +187,70 @@ async def test_records_a_skipped_marker_left_hanging_end_as_their_transaction_di
         assert positions == ([b"2"] if kept else [])
         events = [r.value async for r in log.read(settings.topic_outbound)]
         assert events == ([b"event"] if ended == "commit" else [])
+
+
+@pytest.mark.kafka
+async def test_a_marker_on_a_topic_the_gateway_may_not_read_is_passed_over(
+    make_settings: SettingsFactory, lenient_broker: Broker
+) -> None:
+    # Without Read on the typed topics (helm/README.md's ACL examples grant it) the search
+    # cannot see the commit marker there: the takeover still ends the hanging position,
+    # as an abort (the README's known limits), instead of failing the assignment.
+    settings = make_settings(kafka_bootstrap_servers=lenient_broker.bootstrap, kafka_partitions=1)
+    state = await _left_hanging(settings, lenient_broker, "commit")
+    # As the chart's ACLs would be but for Read: Write (which allows Describe) and no Read.
+    topic = ("--topic", settings.topic_outbound)
+    allow = ("--allow-principal", "User:*", "--operation", "Write", *topic)
+    deny = ("--deny-principal", "User:*", "--operation", "Read", *topic)
+    await asyncio.to_thread(lenient_broker.acls, "--add", *allow)
+    await asyncio.to_thread(lenient_broker.acls, "--add", *deny)
+    try:
+        async with started_log(settings) as log:
+            outcomes: list[str] = []
+            log.on_hanging_ended = outcomes.append
+            listener = Recording()
+            member = await join(log, settings, listener)
+            try:
+                await wait_for(listener.assigned.is_set, timeout_s=60)
+                assert member.broken is None
+                assert not await _hanging(settings, state)
+                assert outcomes == ["abort"]
+                assert [r.value for r in await fetch_until(member, 1)] == [b"in-0"]
+                # The topic was searched and refused, not left out: the ending took its
+                # partition in (event, commit marker, then the ending's abort marker).
+                assert await _written_ends(settings, settings.topic_outbound) == [3]
+            finally:
+                await member.stop()
+    finally:
+        await asyncio.to_thread(lenient_broker.acls, "--remove", "--force", *deny)
+        await asyncio.to_thread(lenient_broker.acls, "--remove", "--force", *allow)
+
+
+async def _left_hanging(settings: Settings, broker: Broker, ended: str | None) -> TopicPartition:
+    """Raw partition 0 holds in-0..in-2. Its previous owner read in-0 and in-1 and ended
+    (`ended`: "commit", "abort", or None for a transaction that wrote no event) a
+    transaction that wrote an event on outbound partition 0 and, where no marker ends it,
+    its new position on state partition 0, which is returned."""
+    raw, state = settings.topic_raw, (settings.topic_state, 0)
+    log = KafkaLog(settings, topics=all_topics(settings))
+    await log.start()
+    await log.append([Record(raw, f"in-{i}".encode(), b"k", partition=0) for i in range(3)])
+    await log.close()
+    prefix, group = settings.kafka_transactional_id_prefix, settings.kafka_consumer_group
+    previous = await _transactional(broker.bootstrap, f"{prefix}-{group}-{raw}-0")
+    try:
+        await previous.begin_transaction()
+        if ended is not None:
+            await (await previous.send(settings.topic_outbound, b"event", partition=0))
+        await _write_unmarked(broker.bootstrap, previous, state, POSITION_KEY, b"2")
+        if ended == "abort":
+            await previous.abort_transaction()
+        else:
+            await previous.commit_transaction()
+    finally:
+        await previous.stop()
+    assert await _hanging(settings, state)
+    return state
 
 
 async def _transactional(bootstrap: str, transactional_id: str) -> AIOKafkaProducer:
