@@ -221,6 +221,7 @@ class KafkaConsumer:
 
     async def _take_over(self, assigned: Any, listener: AssignmentListener | None) -> None:
         tps = {(tp.topic, tp.partition) for tp in assigned}
+        started = asyncio.get_running_loop().time()
         try:
             await self.acquire(tps)
             await self.end_hanging(tps)
@@ -237,6 +238,13 @@ class KafkaConsumer:
             self.fail(exc)
             return
         self.resume(assigned)
+        if tps:
+            logger.info(
+                "partitions taken over",
+                group=self._group,
+                partitions=sorted(tps),
+                took_s=round(asyncio.get_running_loop().time() - started, 3),
+            )
 
     async def settle_takeover(self) -> None:
         """End a takeover still in progress: producers still starting get a moment to
