@@ -113,11 +113,23 @@ def _append(builder: Any, record: Record) -> bool:
 async def start_client(client: Any) -> None:
     """`client.start()` (an aiokafka consumer or producer) that a cancellation does not
     cut short: aiokafka leaks its bootstrap connection when a start is cancelled while it
-    asks for the first metadata. Cancelled, this waits for the start to end (the caller
-    then stops the client as usual), then raises the cancellation."""
+    asks for the first metadata. Cancelled (once or more), this waits for the start to
+    end (the caller then stops the client as usual), then raises the cancellation."""
     starting = asyncio.ensure_future(client.start())
-    try:
-        await asyncio.shield(starting)
-    except asyncio.CancelledError:
-        await asyncio.gather(starting, return_exceptions=True)
-        raise
+    cancelled = False
+    while True:
+        try:
+            await asyncio.shield(starting)
+            break
+        except asyncio.CancelledError:
+            cancelled = True
+            if starting.done():
+                break
+        except Exception:
+            if not cancelled:
+                raise
+            break
+    if cancelled:
+        if not starting.cancelled():
+            starting.exception()  # retrieved: the cancellation is what the caller gets
+        raise asyncio.CancelledError

@@ -255,7 +255,9 @@ class KafkaConsumer:
         if self._starting:
             await asyncio.wait(self._starting, timeout=_STOP_WAITS_FOR_STARTS_S)
         task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        # Not gather: a caller cancelled meanwhile (a stop() cut short) must not cancel
+        # the takeover a second time, in the middle of its own clean-up.
+        await asyncio.wait([task])
 
     async def acquire(self, tps: set[TP]) -> None:
         """Start (and so fence the previous owner of) each new partition's producer, all
