@@ -216,12 +216,21 @@ class KafkaConsumer:
         """Take the (paused) `assigned` partitions over in the background and resume them
         once done: acquire, end what hangs, restore positions, then the listener."""
         self._takeover = asyncio.create_task(
-            self._take_over(assigned, listener), name="partition-takeover"
+            self._take_over(assigned, listener, self._takeover), name="partition-takeover"
         )
+        self._takeover.add_done_callback(lambda _: self._forget())
 
-    async def _take_over(self, assigned: Any, listener: AssignmentListener | None) -> None:
+    async def _take_over(
+        self,
+        assigned: Any,
+        listener: AssignmentListener | None,
+        previous: asyncio.Task[None] | None,
+    ) -> None:
         tps = {(tp.topic, tp.partition) for tp in assigned}
         started = asyncio.get_running_loop().time()
+        if previous is not None and not previous.done():  # no revocation came between
+            previous.cancel()
+            await asyncio.wait([previous])
         try:
             await self.acquire(tps)
             await self.end_hanging(tps)
@@ -246,14 +255,15 @@ class KafkaConsumer:
                 took_s=round(asyncio.get_running_loop().time() - started, 3),
             )
 
-    async def settle_takeover(self) -> None:
-        """End a takeover still in progress: producers still starting get a moment to
-        finish first (then they are cancelled, see _STOP_WAITS_FOR_STARTS_S)."""
+    async def settle_takeover(self, starts_s: float = _ACQUIRE_TIMEOUT_S) -> None:
+        """End a takeover still in progress. Producers still starting may finish first, for
+        up to `starts_s` (a revocation lets them take as long as `acquire` allows): a
+        start cancelled half-way leaks aiokafka's bootstrap connection."""
         task = self._takeover
         if task is None or task.done():
             return
         if self._starting:
-            await asyncio.wait(self._starting, timeout=_STOP_WAITS_FOR_STARTS_S)
+            await asyncio.wait(self._starting, timeout=starts_s)
         task.cancel()
         # Not gather: a caller cancelled meanwhile (a stop() cut short) must not cancel
         # the takeover a second time, in the middle of its own clean-up.
@@ -591,7 +601,8 @@ class KafkaConsumer:
             self._sharing.cancel()  # not awaited: nothing may come before the try below
         try:
             try:
-                await self.settle_takeover()  # lets producers starting finish, cancels the rest
+                # Producers starting get a moment to finish, then they are cancelled.
+                await self.settle_takeover(_STOP_WAITS_FOR_STARTS_S)
             finally:
                 if self._closing is None:
                     self._closing = asyncio.create_task(
@@ -606,6 +617,14 @@ class KafkaConsumer:
             await self._close_all([(tp, self._opening.pop(tp)) for tp in list(self._opening)])
             for tp, producer in list(self._closing_producers.values()):
                 await self._close(tp, producer)
+            if self._takeover is not None and not self._takeover.done():
+                # A stop() cut short left the takeover running or ending: let it close
+                # its clients (cancelled once only: its clean-up must run to the end).
+                if not self._takeover.cancelling():
+                    self._takeover.cancel()
+                await asyncio.wait([self._takeover])
+                await self._close_all([(tp, self._opening.pop(tp)) for tp in list(self._opening)])
+                await self.release(set(self._producers))
             self._forget()
 
     async def _close_consumer(self) -> None:
@@ -617,8 +636,10 @@ class KafkaConsumer:
             )
 
     def _forget(self) -> None:
-        """Off the log's books once nothing it opened is open any more."""
+        """Off the log's books once nothing it opened is open any more (a takeover still
+        running holds clients of its own)."""
         idle = not (self._producers or self._opening or self._closing_producers)
+        idle = idle and (self._takeover is None or self._takeover.done())
         if idle and self._closing is not None and self._closing.done():
             self._books.discard(self)
 
