@@ -15,14 +15,16 @@ partition resumes. All of that runs in a task of its own (`take_over`), with the
 partitions paused, not in aiokafka's assignment callback: aiokafka sends no heartbeat
 while that callback runs, and loading a large state can take longer than the session
 timeout, after which the group would evict the member and rebalance again, forever. A
-revocation or `stop()` that comes first ends the takeover (`settle_takeover`).
+revocation or `stop()` that comes first abandons the takeover after the step it is in
+(`settle_takeover`); it is never cancelled, since aiokafka leaks the connection of a
+request cancelled while it connects.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,9 +63,6 @@ _SESSION_TIMEOUT_MS = 10_000
 # the coordinator keeps answering that it is loading): the assignment fails and the
 # owner rebuilds the consumer.
 _ACQUIRE_TIMEOUT_S = 8.0
-# A producer's start is only cancelled when it hangs: aiokafka leaks its bootstrap
-# connection when the start is cancelled while it asks for the first metadata.
-_STOP_WAITS_FOR_STARTS_S = 3.0
 # Every batch commits a transaction per partition, so the steps of one meet the end of
 # the one before (CONCURRENT_TRANSACTIONS while its markers are written) and transient
 # coordinator answers often; aiokafka then waits its retry backoff, 100 ms by default,
@@ -84,6 +83,13 @@ _MARKER_SEARCH_S = 3.0
 _GROUP_OFFSETS_EVERY_S = 1.0
 # How long finding a partition's newest position record in the changelog may take.
 _RESTORE_TIMEOUT_S = 30.0
+
+
+async def _abandoned(task: asyncio.Task[None] | None, abandon: asyncio.Event) -> None:
+    """Tell a takeover to stop after its current step, and wait for it."""
+    if task is not None and not task.done():
+        abandon.set()
+        await asyncio.wait([task])
 
 
 def hanging(committed_end: Mapping[TP, int], written_end: Mapping[TP, int]) -> list[TP]:
@@ -182,6 +188,7 @@ class KafkaConsumer:
         self._closing_producers: dict[int, tuple[TP, Any]] = {}
         self._starting: set[asyncio.Task[None]] = set()
         self._takeover: asyncio.Task[None] | None = None
+        self._abandon = asyncio.Event()  # set: the takeover in progress stops after its step
         self._stopping = False
         self._closing: asyncio.Task[None] | None = None
         self._books = books
@@ -215,8 +222,11 @@ class KafkaConsumer:
     def take_over(self, assigned: Any, listener: AssignmentListener | None) -> None:
         """Take the (paused) `assigned` partitions over in the background and resume them
         once done: acquire, end what hangs, restore positions, then the listener."""
+        previous = (self._takeover, self._abandon)
+        self._abandon = asyncio.Event()
         self._takeover = asyncio.create_task(
-            self._take_over(assigned, listener, self._takeover), name="partition-takeover"
+            self._take_over(assigned, listener, self._abandon, previous),
+            name="partition-takeover",
         )
         self._takeover.add_done_callback(lambda _: self._forget())
 
@@ -224,19 +234,24 @@ class KafkaConsumer:
         self,
         assigned: Any,
         listener: AssignmentListener | None,
-        previous: asyncio.Task[None] | None,
+        abandon: asyncio.Event,
+        previous: tuple[asyncio.Task[None] | None, asyncio.Event],
     ) -> None:
         tps = {(tp.topic, tp.partition) for tp in assigned}
         started = asyncio.get_running_loop().time()
-        if previous is not None and not previous.done():  # no revocation came between
-            previous.cancel()
-            await asyncio.wait([previous])
+        await _abandoned(*previous)  # no revocation came between: it ends first
+        steps: list[Callable[[], Awaitable[None]]] = [
+            lambda: self.acquire(tps),
+            lambda: self.end_hanging(tps),
+            lambda: self.restore_positions(tps),
+        ]
+        if listener is not None:
+            steps.append(lambda: listener.on_assigned(tps))
         try:
-            await self.acquire(tps)
-            await self.end_hanging(tps)
-            await self.restore_positions(tps)
-            if listener is not None:
-                await listener.on_assigned(tps)
+            for step in steps:
+                if abandon.is_set():  # whoever abandoned it releases what it opened
+                    return
+                await step()
         except asyncio.CancelledError:
             # Producers a cancelled start left behind; the revocation releases the rest.
             await self._close_all(
@@ -245,6 +260,8 @@ class KafkaConsumer:
             raise
         except Exception as exc:
             self.fail(exc)
+            return
+        if abandon.is_set():
             return
         self.resume(assigned)
         if tps:
@@ -255,19 +272,11 @@ class KafkaConsumer:
                 took_s=round(asyncio.get_running_loop().time() - started, 3),
             )
 
-    async def settle_takeover(self, starts_s: float = _ACQUIRE_TIMEOUT_S) -> None:
-        """End a takeover still in progress. Producers still starting may finish first, for
-        up to `starts_s` (a revocation lets them take as long as `acquire` allows): a
-        start cancelled half-way leaks aiokafka's bootstrap connection."""
-        task = self._takeover
-        if task is None or task.done():
-            return
-        if self._starting:
-            await asyncio.wait(self._starting, timeout=starts_s)
-        task.cancel()
-        # Not gather: a caller cancelled meanwhile (a stop() cut short) must not cancel
-        # the takeover a second time, in the middle of its own clean-up.
-        await asyncio.wait([task])
+    async def settle_takeover(self) -> None:
+        """Abandon a takeover still in progress and wait for the step it is in to end.
+        It is never cancelled: aiokafka leaks the connection of a request (a start, a
+        first request to a broker) cancelled while it connects."""
+        await _abandoned(self._takeover, self._abandon)
 
     async def acquire(self, tps: set[TP]) -> None:
         """Start (and so fence the previous owner of) each new partition's producer, all
@@ -592,8 +601,8 @@ class KafkaConsumer:
 
     async def stop(self) -> None:
         """Leave the group and close every producer, also in the middle of a rebalance:
-        producers still starting get a moment to finish (then they are cancelled), and
-        whatever the rebalance opened before aiokafka let go of it is closed afterwards.
+        a takeover in progress ends after its current step, and whatever the rebalance
+        opened before aiokafka let go of it is closed afterwards.
         Cancelling `stop()` does not cut the aiokafka consumer's close short; the log
         waits for it when it closes."""
         self._stopping = True
@@ -601,9 +610,11 @@ class KafkaConsumer:
             self._sharing.cancel()  # not awaited: nothing may come before the try below
         try:
             try:
-                # Producers starting get a moment to finish, then they are cancelled.
-                await self.settle_takeover(_STOP_WAITS_FOR_STARTS_S)
+                await self.settle_takeover()
             finally:
+                # Also when cut short: aiokafka must not close its client under a takeover
+                # still using it (a connection it is opening would be left open).
+                await self.settle_takeover()
                 if self._closing is None:
                     self._closing = asyncio.create_task(
                         self._close_consumer(), name="consumer-close"
@@ -618,11 +629,8 @@ class KafkaConsumer:
             for tp, producer in list(self._closing_producers.values()):
                 await self._close(tp, producer)
             if self._takeover is not None and not self._takeover.done():
-                # A stop() cut short left the takeover running or ending: let it close
-                # its clients (cancelled once only: its clean-up must run to the end).
-                if not self._takeover.cancelling():
-                    self._takeover.cancel()
-                await asyncio.wait([self._takeover])
+                # A stop() cut short left the takeover running: let its step end.
+                await _abandoned(self._takeover, self._abandon)
                 await self._close_all([(tp, self._opening.pop(tp)) for tp in list(self._opening)])
                 await self.release(set(self._producers))
             self._forget()
