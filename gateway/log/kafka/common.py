@@ -117,19 +117,13 @@ async def start_client(client: Any) -> None:
     end (the caller then stops the client as usual), then raises the cancellation."""
     starting = asyncio.ensure_future(client.start())
     cancelled = False
-    while True:
+    while not starting.done():
         try:
-            await asyncio.shield(starting)
-            break
+            await asyncio.wait([starting])  # unlike awaiting it, never cancels the start
         except asyncio.CancelledError:
             cancelled = True
-            if starting.done():
-                break
-        except Exception:
-            if not cancelled:
-                raise
-            break
     if cancelled:
         if not starting.cancelled():
             starting.exception()  # retrieved: the cancellation is what the caller gets
         raise asyncio.CancelledError
+    starting.result()
